@@ -1,0 +1,1 @@
+"""The `lab` command line and the notebook runner of smarketing-lab."""

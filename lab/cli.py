@@ -1,0 +1,63 @@
+"""The ``lab`` command: one entry point for RevOps, analysts and the report.
+
+Sub-commands live beside this file, one module per area, each registering on ``app``:
+``lab.cli_sim`` (simulate, sweep), ``lab.cli_calibration`` (refit, fit-scenario) and
+``lab.cli_notebooks`` (run, report). Bad input (``LabError``) prints one readable line
+and exits 2; it never shows a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from sim.errors import LabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="smarketing-lab: test SLA, routing, staffing and scoring policies before rollout.",
+)
+
+@app.command()
+def version():
+    """Print the code version recorded in every output."""
+    from sim.io import code_version
+
+    print(code_version())
+
+
+for _module in ("lab.cli_sim", "lab.cli_calibration", "lab.cli_notebooks"):
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as exc:  # an area not installed yet must not break the rest
+        if exc.name != _module:
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; bad input becomes one message on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
