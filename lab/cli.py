@@ -21,6 +21,11 @@ app = typer.Typer(
     help="smarketing-lab: test SLA, routing, staffing and scoring policies before rollout.",
 )
 
+@app.callback()
+def _root():
+    """smarketing-lab: test SLA, routing, staffing and scoring policies before rollout."""
+
+
 @app.command()
 def version():
     """Print the code version recorded in every output."""
@@ -40,22 +45,12 @@ for _module in ("lab.cli_sim", "lab.cli_calibration", "lab.cli_notebooks"):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input becomes one message on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="lab")
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return 1
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except SystemExit as exc:  # click's own usage errors exit 2 with a message
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 
