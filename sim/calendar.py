@@ -1,0 +1,103 @@
+"""Business hours: which minutes of the run are working minutes, and conversions between
+wall-clock and business minutes.
+
+Time in the simulator is minutes since 00:00 local time of ``calendar.start_date``.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from sim.scenario import Calendar, Shift
+
+MIN_PER_DAY = 1440
+
+
+class BusinessClock:
+    """Working-minute arithmetic over the horizon (plus a tail for leads still open).
+
+    ``B(t)`` is the number of working minutes in ``[0, t)``; the business-minute delay
+    between ``t0`` and ``t1`` is ``B(t1) - B(t0)``. Built once per scenario as a cumulative
+    sum at minute resolution, so conversions are vectorised lookups.
+    """
+
+    def __init__(self, cal: Calendar, extra_days: int = 60):
+        self.cal = cal
+        self.days = cal.horizon_days + extra_days
+        n = self.days * MIN_PER_DAY
+        if cal.always_open:
+            open_min = np.ones(n, dtype=bool)
+        else:
+            open_min = np.zeros(n, dtype=bool)
+            for start, end in working_intervals(cal, self.days):
+                open_min[int(start) : int(end)] = True
+        self.open = open_min
+        self.cum = np.concatenate([[0], np.cumsum(open_min, dtype=np.int64)]).astype(float)
+
+    def business_minutes(self, t) -> np.ndarray:
+        """B(t): working minutes elapsed since the start, interpolated within a minute."""
+        t = np.clip(np.asarray(t, dtype=float), 0, len(self.open) - 1e-9)
+        i = np.floor(t).astype(np.int64)
+        return self.cum[i] + self.open[i] * (t - i)
+
+    def business_delay(self, t0, t1) -> np.ndarray:
+        return self.business_minutes(t1) - self.business_minutes(t0)
+
+    def wall_time_after(self, t0, business_minutes) -> np.ndarray:
+        """The wall-clock time at which ``business_minutes`` working minutes have passed
+        after ``t0`` (the inverse of B, used for SLA deadlines on a business clock)."""
+        target = self.business_minutes(t0) + np.asarray(business_minutes, dtype=float)
+        i = np.searchsorted(self.cum, target, side="left")  # first minute boundary with B >= target
+        i = np.clip(i, 1, len(self.cum) - 1)
+        # Inside minute i-1 (which is open) B rises linearly by one.
+        return (i - 1) + (target - self.cum[i - 1])
+
+    def is_open(self, t) -> np.ndarray:
+        t = np.clip(np.asarray(t, dtype=float), 0, len(self.open) - 1)
+        return self.open[np.floor(t).astype(np.int64)]
+
+
+def _holiday_index(cal: Calendar) -> set[int]:
+    return {(h - cal.start_date).days for h in cal.holidays}
+
+
+def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> list[tuple[float, float]]:
+    """On-duty ``[start, end)`` minute intervals for the calendar (or one shift of it).
+
+    Holidays close the office for everyone; a shift may run past midnight (end_hour up
+    to 48)."""
+    if cal.always_open:
+        return [(0.0, float(days * MIN_PER_DAY))]
+    holidays = _holiday_index(cal)
+    week0 = cal.start_date.weekday()
+    days_on = shift.days if shift is not None else cal.working_days
+    start_h = shift.start_hour if shift is not None else cal.open_hour
+    end_h = shift.end_hour if shift is not None else cal.close_hour
+    out = []
+    for d in range(days):
+        if (week0 + d) % 7 not in days_on or d in holidays:
+            continue
+        out.append((d * MIN_PER_DAY + start_h * 60.0, d * MIN_PER_DAY + end_h * 60.0))
+    return out
+
+
+def hour_of_week(cal: Calendar, t) -> np.ndarray:
+    """Hour of week (0 = Monday 00:00) of run times ``t`` in minutes."""
+    offset = cal.start_date.weekday() * 24
+    return ((np.asarray(t) // 60).astype(np.int64) + offset) % 168
+
+
+def timestamps(cal: Calendar, t) -> "np.ndarray":
+    """Run minutes -> timezone-aware pandas timestamps (NaN stays NaT)."""
+    import pandas as pd
+
+    # Local wall-clock minutes: add as naive offsets then localise, so 09:00 stays 09:00
+    # across daylight-saving changes.
+    naive = pd.Timestamp(cal.start_date) + pd.to_timedelta(np.asarray(t, dtype=float), unit="m")
+    out = pd.DatetimeIndex(naive).tz_localize(cal.timezone, nonexistent="shift_forward", ambiguous="NaT")
+    return out.floor("s")
+
+
+def day_index_to_date(cal: Calendar, d: int):
+    return cal.start_date + timedelta(days=int(d))

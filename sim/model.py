@@ -1,0 +1,322 @@
+"""One replication of the funnel: draw, queue, follow through, and tabulate.
+
+Randomness flows from one ``SeedSequence`` per replication, spawned into one stream per
+source (arrivals, attributes, handling, touches, sales, nurture, deals), so that a policy
+change does not reshuffle arrivals or any other source (common random numbers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.arrivals import ENGAGEMENT, arrival_times, sample_leads
+from sim.calendar import BusinessClock
+from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes
+from sim.scenario import REASONS, Scenario
+
+STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
+WEEK = 7 * 1440.0
+DAY = 1440.0
+NURTURE_EVENTS = 12  # engagement events drawn per nurture spell; enough for a quarter
+
+
+def streams(seed: int, replication: int) -> dict[str, np.random.Generator]:
+    """Independent generators for replication ``replication`` of base seed ``seed``."""
+    rep = np.random.SeedSequence(seed).spawn(replication + 1)[replication]
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, rep.spawn(len(STREAMS)))}
+
+
+@dataclass
+class Replication:
+    """What one replication produces."""
+
+    leads: pd.DataFrame      # one row per lead, CRM export columns plus run-time minutes
+    episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
+    events: pd.DataFrame     # one row per lead per stage change
+    pools: dict              # utilisation and queue statistics per team
+    reassigned: int
+
+
+class _FollowUp:
+    """Decides what follows an SDR episode (SAL, recycle, nurture) inside the run."""
+
+    def __init__(self, scn: Scenario, n: int, fit_points: np.ndarray, score: np.ndarray, band0: np.ndarray,
+                 rng_sales: np.random.Generator, rng_nurture: np.random.Generator, passes: int):
+        self.scn = scn
+        cv = scn.conversion
+        self.accept = (cv.sal_accept_prob["hot"], cv.sal_accept_prob["mql"])
+        mix = np.array([cv.rejection_mix.get(r, 0.0) for r in REASONS])
+        self.mix_cum = np.cumsum(mix / mix.sum())
+        # Sales draws per (pass, lead): acceptance, reason, disposition delay.
+        self.u_sal = rng_sales.random((passes, n))
+        self.u_reason = rng_sales.random((passes, n))
+        self.disp_days = rng_sales.exponential(cv.disposition_days_mean, (passes, n))
+        self.gaps = rng_nurture.exponential(1.0, (passes + 1, NURTURE_EVENTS, n))
+        self.fit_points = fit_points
+        self.score = score
+        self.band0 = band0
+        self.sal_at = np.full(n, np.nan)
+        self.decided_at = np.full(n, np.nan)
+        self.handoff_at = np.full(n, np.nan)
+        self.reason = np.full(n, -1, dtype=np.int8)
+        self.state = np.zeros(n, dtype=np.int8)  # see STATE below
+        self.log: list[tuple[int, int, float, int]] = []  # (lead, stage code, time, reason)
+        self.engine: Engine | None = None
+        self.mql_cut = None
+
+    def nurture_crossing(self, i: int, spell: int, start: float, s0: float) -> float:
+        """When a nurtured lead's score first reaches the MQL cut-off (inf if never).
+
+        Engagement arrives as a Poisson process (``engagement_events_per_week``), each
+        event adding ``points_per_event``; the score decays linearly
+        (``score_decay_points_per_week``)."""
+        nu = self.scn.nurture
+        if not nu.enabled or nu.engagement_events_per_week <= 0 or spell >= self.gaps.shape[0]:
+            return math.inf
+        t = 0.0
+        for k in range(NURTURE_EVENTS):
+            t += self.gaps[spell, k, i] / nu.engagement_events_per_week
+            s = s0 + (k + 1) * nu.points_per_event - nu.score_decay_points_per_week * t
+            if s >= self.mql_cut:
+                return start + t * WEEK
+        return math.inf
+
+    def __call__(self, i: int, e: int, outcome: int, now: float, d1: float):
+        eng = self.engine
+        band = eng.band[i]
+        if outcome == QUALIFIED:
+            decided = now + self.disp_days[e, i] * DAY
+            self.handoff_at[i] = now
+            self.decided_at[i] = decided
+            if self.u_sal[e, i] < self.accept[band]:
+                self.sal_at[i] = decided
+                self.state[i] = STATE["sal"]
+                self.log.append((i, CODE["sal"], decided, -1))
+                return
+            r = int(np.searchsorted(self.mix_cum, self.u_reason[e, i], side="right"))
+            r = min(r, len(REASONS) - 1)
+            self.reason[i] = r
+            reason = REASONS[r]
+            if reason == "not_icp":
+                self.state[i] = STATE["disqualified"]
+                self.log.append((i, CODE["disqualified"], decided, r))
+                return
+            self.state[i] = STATE["recycled"]
+            self.log.append((i, CODE["recycled"], decided, r))
+            days = self.scn.conversion.recycle_after_days.get(reason)
+            if days is not None:  # revisit after N days (no_timing, blocker)
+                eng.reenter(i, band, decided + days * DAY)
+                return
+            self._nurture(i, e, decided)  # no_intent, wrong_role: nurture, re-score
+            return
+        # Contacted but not qualified, or never reached: back to marketing nurture.
+        self.state[i] = STATE["recycled"]
+        self.log.append((i, CODE["recycled"], now, -1))
+        self._nurture(i, e, now)
+
+    def _nurture(self, i: int, e: int, start: float):
+        # Re-scored on new engagement only: the engagement points that made it an MQL
+        # are spent, the fit points stay.
+        t = self.nurture_crossing(i, e + 1, start, self.fit_points[i])
+        if math.isfinite(t):
+            self.engine.reenter(i, MQL, t)
+
+
+STAGES = ("lead", "mql", "sal", "sql", "opportunity", "won", "lost", "no_decision", "recycled", "disqualified")
+CODE = {s: k for k, s in enumerate(STAGES)}
+STATE = CODE
+
+
+def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None,
+                    clock: BusinessClock | None = None, table=None) -> Replication:
+    """Simulate one replication of ``scn``; returns its tables (see ``Replication``)."""
+    seed = scn.seed if seed is None else seed
+    rng = streams(seed, replication)
+    clock = clock or BusinessClock(scn.calendar)
+    table = table or scn.points_table()
+    horizon = scn.calendar.horizon_days * DAY
+
+    t = arrival_times(scn, rng["arrivals"])
+    leads = sample_leads(scn, t, rng["attributes"])
+    n = len(leads)
+    pts = table.points_matrix(leads)
+    score = pts.to_numpy().sum(axis=1)
+    eng_cols = [c for c in pts.columns if c in ENGAGEMENT]
+    fit_points = score - pts[eng_cols].to_numpy().sum(axis=1)
+    band0 = table.thresholds.band(score)
+
+    team = scn.team
+    passes = 1 + scn.nurture.max_reentries
+    A = team.max_attempts
+    draws = Draws(
+        u_touch=rng["touch"].random((A, passes, n)),
+        handle=team.handling_time.sample(rng["handling"], (A, passes, n)),
+        handle_ae=team.ae_handling_time.sample(rng["handling"], (A, passes, n)),
+    )
+    follow = _FollowUp(scn, n, fit_points, score, band0, rng["sales"], rng["nurture"], passes)
+    follow.mql_cut = table.thresholds.mql
+    engine = Engine(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow)
+    follow.engine = engine
+
+    # Routed at creation: Hot and MQL. Nurture and Cold enter later, if engagement
+    # lifts them over the MQL cut-off before the horizon.
+    routed = np.flatnonzero(band0 <= MQL)
+    later_t, later_i = [], []
+    for i in np.flatnonzero(band0 > MQL):
+        tc = follow.nurture_crossing(i, 0, t[i], score[i])
+        if tc < horizon:
+            later_t.append(tc)
+            later_i.append(i)
+    times = np.concatenate([t[routed], np.asarray(later_t)])
+    idx = np.concatenate([routed, np.asarray(later_i, dtype=np.int64)])
+    bands = np.concatenate([band0[routed], np.full(len(later_i), MQL)])
+    order = np.argsort(times, kind="stable")
+    ep = engine.run(times[order], idx[order], bands[order])
+
+    episodes = _episodes_frame(ep, clock)
+    leads_out, events = _follow_through(scn, leads, score, band0, episodes, follow, rng["deals"], horizon)
+    pools = {"sdr": engine.sdr.stats()}
+    if engine.ae is not None:
+        pools["ae"] = engine.ae.stats()
+    return Replication(leads_out, episodes, events, pools, engine.reassigned)
+
+
+def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "lead": np.asarray(ep.lead, dtype=np.int64),
+            "episode": np.asarray(ep.number, dtype=np.int16),
+            "band": np.where(np.asarray(ep.band, dtype=np.int8) == HOT, "hot", "mql"),
+            "entered": np.asarray(ep.entered, dtype=float),
+            "first_touch": np.asarray(ep.first_touch, dtype=float),
+            "owner": np.asarray(ep.owner, dtype=np.int32),
+            "attempts": np.asarray(ep.attempts, dtype=np.int16),
+            "outcome": np.asarray(["open", "qualified", "not_qualified", "unreached"], dtype=object)[
+                np.asarray(ep.outcome, dtype=np.int8)] if ep.lead else np.array([], dtype=object),
+            "done_at": np.asarray(ep.done_at, dtype=float),
+            "pool": np.asarray(ep.pool, dtype=object),
+        }
+    )
+    df["response_minutes"] = df["first_touch"] - df["entered"]
+    touched = df["first_touch"].notna().to_numpy()
+    bm = np.full(len(df), np.nan)
+    bm[touched] = clock.business_delay(df["entered"].to_numpy()[touched], df["first_touch"].to_numpy()[touched])
+    df["response_business_minutes"] = bm
+    return df
+
+
+def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: pd.DataFrame,
+                    follow: _FollowUp, rng: np.random.Generator, horizon: float):
+    """SQL -> opportunity -> close for accepted leads, sampled in bulk (no contention)."""
+    n = len(leads)
+    cv = scn.conversion
+    seg = leads["segment"].to_numpy()
+    # Draw for every lead so the numbers do not depend on which leads were accepted.
+    u_opp = rng.random(n)
+    u_close = rng.random(n)
+    sql_delay = rng.exponential(1.0, n) * DAY
+    opp_delay = rng.exponential(cv.days_sql_to_opportunity_mean, n) * DAY
+    close_z = rng.exponential(1.0, n)
+    amount_z = rng.standard_normal(n)
+
+    p_opp = np.array([cv.sql_to_opportunity[s] for s in seg])
+    p_win = np.array([cv.win_prob[s] for s in seg])
+    p_nd = np.array([cv.no_decision_prob[s] for s in seg])
+    close_days = np.array([cv.days_to_close_mean[s] for s in seg])
+    med = np.array([cv.deal_size_median[s] for s in seg])
+
+    sal_at = follow.sal_at
+    accepted = np.isfinite(sal_at) & (sal_at < horizon)
+    sql_at = np.where(accepted, sal_at + sql_delay, np.nan)
+    sql_ok = np.isfinite(sql_at) & (sql_at < horizon)
+    opp = sql_ok & (u_opp < p_opp)
+    opp_at = np.where(opp, sql_at + opp_delay, np.nan)
+    opp_ok = np.isfinite(opp_at) & (opp_at < horizon)
+    amount = np.where(opp_ok, np.round(med * np.exp(cv.deal_size_sigma * amount_z), -2), np.nan)
+    close_at = np.where(opp_ok, opp_at + close_z * close_days * DAY, np.nan)
+    closed = opp_ok & (close_at < horizon)
+    outcome = np.full(n, "open", dtype=object)
+    outcome[closed] = np.where(u_close[closed] < p_win[closed], "won",
+                               np.where(u_close[closed] < p_win[closed] + p_nd[closed], "no_decision", "lost"))
+
+    # Per-lead summaries of the queue episodes.
+    ep = episodes
+    first = ep.groupby("lead", sort=False).agg(
+        mql_at=("entered", "min"), first_response_at=("first_touch", "min"), owner=("owner", "first"))
+    mql_at = np.full(n, np.nan)
+    first_resp = np.full(n, np.nan)
+    owner = np.full(n, -1)
+    li = first.index.to_numpy()
+    mql_at[li] = first["mql_at"].to_numpy()
+    first_resp[li] = first["first_response_at"].to_numpy()
+    owner[li] = first["owner"].to_numpy()
+    n_passes = np.bincount(ep["lead"].to_numpy(), minlength=n)
+    last_open = np.zeros(n, dtype=bool)
+    if len(ep):
+        last = ep.drop_duplicates("lead", keep="last")
+        last_open[last["lead"].to_numpy()] = (last["outcome"] == "open").to_numpy()
+
+    # Final stage: the furthest thing that happened before the horizon.
+    stage = np.full(n, "lead", dtype=object)
+    stage[n_passes > 0] = "mql"
+    st = follow.state
+    stage[(st == CODE["recycled"]) & ~last_open] = "recycled"
+    stage[(st == CODE["disqualified"]) & ~last_open] = "disqualified"
+    pending = np.isfinite(follow.decided_at) & (follow.decided_at >= horizon)
+    stage[pending] = "mql"  # handed to sales, no decision yet at the horizon
+    stage[accepted] = "sal"
+    stage[sql_ok] = "sql"
+    stage[opp_ok] = "opportunity"
+    stage[closed] = outcome[closed]
+
+    reason = np.asarray(REASONS + ("",), dtype=object)[follow.reason]
+    sal_rec = np.where(accepted, sal_at, np.nan)
+    out = leads.copy()
+    out.insert(0, "lead_id", [f"L{i:06d}" for i in range(n)])
+    out["score"] = score
+    out["band"] = np.asarray(("hot", "mql", "nurture", "cold"), dtype=object)[band0]
+    out["t_mql"] = mql_at
+    out["t_first_response"] = first_resp
+    out["owner_id"] = np.where(owner >= 0, [f"SDR{k:02d}" for k in owner], None)
+    out["t_sal"] = sal_rec
+    out["t_handoff"] = follow.handoff_at
+    out["t_decided"] = follow.decided_at
+    out["t_sql"] = np.where(sql_ok, sql_at, np.nan)
+    out["t_opportunity"] = np.where(opp_ok, opp_at, np.nan)
+    out["t_closed"] = np.where(closed, close_at, np.nan)
+    out["outcome"] = outcome
+    out["stage"] = stage
+    out["rejection_reason"] = np.where(follow.reason >= 0, reason, None)
+    out["amount"] = amount
+    out["passes"] = n_passes
+
+    events = _event_log(out, episodes, follow, horizon)
+    return out, events
+
+
+def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, follow: _FollowUp, horizon: float) -> pd.DataFrame:
+    """One row per lead per stage change, in time order."""
+    parts = [pd.DataFrame({"lead": np.arange(len(leads)), "stage": "lead", "t": leads["t_created"].to_numpy(),
+                           "reason": -1})]
+    parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy(), "stage": "mql",
+                               "t": episodes["entered"].to_numpy(), "reason": -1}))
+    if follow.log:
+        lg = np.asarray(follow.log, dtype=float)
+        keep = lg[:, 2] < horizon
+        parts.append(pd.DataFrame({"lead": lg[keep, 0].astype(np.int64),
+                                   "stage": np.asarray(STAGES, dtype=object)[lg[keep, 1].astype(int)],
+                                   "t": lg[keep, 2], "reason": lg[keep, 3].astype(int)}))
+    for stage, col in (("sql", "t_sql"), ("opportunity", "t_opportunity")):
+        m = leads[col].notna().to_numpy()
+        parts.append(pd.DataFrame({"lead": np.flatnonzero(m), "stage": stage, "t": leads[col].to_numpy()[m], "reason": -1}))
+    m = leads["t_closed"].notna().to_numpy()
+    parts.append(pd.DataFrame({"lead": np.flatnonzero(m), "stage": leads["outcome"].to_numpy()[m],
+                               "t": leads["t_closed"].to_numpy()[m], "reason": -1}))
+    ev = pd.concat(parts, ignore_index=True)
+    ev = ev.sort_values(["t", "lead"], kind="stable").reset_index(drop=True)
+    ev["rejection_reason"] = np.asarray(REASONS + ("",), dtype=object)[ev["reason"].to_numpy()]
+    ev.loc[ev["reason"] < 0, "rejection_reason"] = None
+    return ev.drop(columns="reason")

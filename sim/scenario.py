@@ -1,0 +1,520 @@
+"""Scenario files: one validated object per funnel, built from YAML, ``--set`` overrides
+and notebook parameters alike.
+
+Every field has a default taken from DOMAIN.md; units are in the names (``_minutes``,
+``_per_week``, ``_days``). Unknown keys and impossible values are errors naming the file,
+the field, the rule and the value.
+"""
+from __future__ import annotations
+
+import copy
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sim.errors import LabError
+from sim.paths import ROOT
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNeg = Annotated[float, Field(ge=0.0)]
+BANDS_ROUTED = ("hot", "mql")
+REASONS = ("not_icp", "no_intent", "no_timing", "wrong_role", "blocker")
+SEGMENTS = ("smb", "mid", "enterprise")
+SENIORITY = ("c_level", "vp", "director", "manager", "individual")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ---- distributions -----------------------------------------------------------------
+class Duration(Strict):
+    """A positive random duration in minutes: ``fixed``, ``exponential``, ``lognormal`` or
+    ``gamma``, given by its mean and coefficient of variation (cv = sd / mean)."""
+
+    dist: Literal["fixed", "exponential", "lognormal", "gamma"] = "lognormal"
+    mean_minutes: PosFloat = 12.0
+    cv: NonNeg = 0.5
+
+    @property
+    def mean(self) -> float:
+        return self.mean_minutes
+
+    @property
+    def variance(self) -> float:
+        cv = 1.0 if self.dist == "exponential" else (0.0 if self.dist == "fixed" else self.cv)
+        return (cv * self.mean_minutes) ** 2
+
+    def sample(self, rng: np.random.Generator, size) -> np.ndarray:
+        m = self.mean_minutes
+        if self.dist == "fixed" or (self.cv == 0 and self.dist != "exponential"):
+            return np.full(size, m)
+        if self.dist == "exponential":
+            return rng.exponential(m, size)
+        if self.dist == "gamma":
+            k = 1.0 / self.cv**2
+            return rng.gamma(k, m / k, size)
+        s2 = np.log1p(self.cv**2)  # lognormal with the given mean and cv
+        return rng.lognormal(np.log(m) - s2 / 2, np.sqrt(s2), size)
+
+    def __repr__(self) -> str:
+        return f"{self.dist.capitalize()}(mean={self.mean_minutes:g} min, cv={self.cv:g})"
+
+
+class DecayCurve(Strict):
+    """A multiplier in (0, 1] of a probability as a function of response delay d (minutes).
+
+    kinds (all monotone non-increasing, equal to 1 at d = 0):
+    - ``none``:        m(d) = 1
+    - ``exponential``: m(d) = exp(-d / tau)
+    - ``power``:       m(d) = (1 + d / d0) ** -alpha
+    - ``mixture``:     m(d) = w exp(-d / tau) + (1 - w - floor) exp(-d / tau_slow) + floor
+    """
+
+    kind: Literal["none", "exponential", "power", "mixture"] = "none"
+    tau_minutes: PosFloat = 4.0
+    tau_slow_minutes: PosFloat = 1440.0
+    weight_fast: Prob = 1.0
+    floor: Prob = 0.0
+    d0_minutes: PosFloat = 60.0
+    alpha: NonNeg = 0.8
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.kind == "mixture" and self.weight_fast + self.floor > 1.0:
+            raise ValueError(f"weight_fast + floor must be <= 1; got {self.weight_fast} + {self.floor}")
+        return self
+
+    def __call__(self, d):
+        d = np.maximum(np.asarray(d, dtype=float), 0.0)
+        if self.kind == "none":
+            return np.ones_like(d)
+        if self.kind == "exponential":
+            return np.exp(-d / self.tau_minutes)
+        if self.kind == "power":
+            return (1.0 + d / self.d0_minutes) ** (-self.alpha)
+        w, f = self.weight_fast, self.floor
+        return w * np.exp(-d / self.tau_minutes) + (1 - w - f) * np.exp(-d / self.tau_slow_minutes) + f
+
+
+# ---- sections -------------------------------------------------------------------------
+class Calendar(Strict):
+    """When the team works. Times are local to ``timezone``; the run starts at 00:00 of
+    ``start_date``."""
+
+    start_date: date = date(2026, 1, 5)
+    timezone: str = "America/New_York"
+    horizon_days: Annotated[int, Field(ge=1, le=3660)] = 91
+    warmup_days: Annotated[int, Field(ge=0)] = 14
+    working_days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]
+    open_hour: Annotated[float, Field(ge=0, le=24)] = 9.0
+    close_hour: Annotated[float, Field(ge=0, le=24)] = 18.0
+    holidays: list[date] = []
+    always_open: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')")
+        return v
+
+    @model_validator(mode="after")
+    def _hours(self):
+        if not self.always_open and self.close_hour <= self.open_hour:
+            raise ValueError(f"close_hour ({self.close_hour}) must be after open_hour ({self.open_hour})")
+        if self.warmup_days >= self.horizon_days:
+            raise ValueError(f"warmup_days ({self.warmup_days}) must be shorter than horizon_days ({self.horizon_days})")
+        return self
+
+
+class Shift(Strict):
+    """A group of SDRs working the same hours (local time of the calendar)."""
+
+    name: str = "day"
+    people: Annotated[int, Field(ge=1)] = 1
+    days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]
+    start_hour: Annotated[float, Field(ge=0, le=24)] = 9.0
+    end_hour: Annotated[float, Field(ge=0, le=48)] = 18.0
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end_hour <= self.start_hour:
+            raise ValueError(f"shift '{self.name}': end_hour ({self.end_hour}) must be after start_hour ({self.start_hour})")
+        return self
+
+
+class Team(Strict):
+    """SDRs (and AEs for escalated Hot leads), their hours, handling times and cadence."""
+
+    sdrs: Annotated[int, Field(ge=0, le=100000)] = 5
+    shifts: list[Shift] | None = None  # None: every SDR works the calendar's hours
+    handling_time: Duration = Duration(dist="lognormal", mean_minutes=8.0, cv=0.6)
+    no_contact_handling_share: Prob = 0.35  # an unanswered attempt (voicemail, email) vs a call
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    attempt_gaps_minutes: list[PosFloat] = [30.0, 240.0, 1440.0, 2880.0, 4320.0]
+    capacity_cap: Annotated[int, Field(ge=1)] | None = None
+    aes: Annotated[int, Field(ge=0)] = 2
+    ae_handling_time: Duration = Duration(dist="lognormal", mean_minutes=30.0, cv=0.4)
+    escalate_hot_to_ae: bool = False
+    unlimited: bool = False  # infinite SDRs: every lead is touched on arrival (a test case)
+
+    @model_validator(mode="after")
+    def _shifts(self):
+        if self.shifts is not None and sum(s.people for s in self.shifts) != self.sdrs:
+            raise ValueError(
+                f"shifts staff {sum(s.people for s in self.shifts)} SDRs but sdrs = {self.sdrs}; make them agree"
+            )
+        if self.sdrs == 0 and not self.unlimited:
+            raise ValueError("sdrs must be at least 1 (or set unlimited: true)")
+        if self.escalate_hot_to_ae and self.aes < 1:
+            raise ValueError("escalate_hot_to_ae needs aes >= 1")
+        return self
+
+
+class Routing(Strict):
+    """How leads reach SDRs: ``fifo`` (one shared queue), ``priority`` (Hot before MQL,
+    first-come within a band) or ``round_robin`` (each lead assigned on arrival)."""
+
+    policy: Literal["fifo", "priority", "round_robin"] = "priority"
+    reassign_on_sla_breach: bool = True
+
+
+class SLA(Strict):
+    """Response targets per band; the clock counts business or wall-clock minutes."""
+
+    hot_minutes: PosFloat = 15.0
+    mql_minutes: PosFloat = 240.0
+    clock: Literal["business", "wall"] = "business"
+    disposition_target_days: PosFloat = 3.0
+
+
+class Scoring(Strict):
+    """The points table scoring each lead, and the band cut-offs (override its own)."""
+
+    points_table: str = "data/scoring/seed_points.yaml"
+    hot: float | None = None
+    mql: float | None = None
+    nurture: float | None = None
+
+
+class Channel(Strict):
+    """A lead source: its share of volume and the attributes of the leads it brings."""
+
+    share: NonNeg = 0.2
+    employee_count_median: PosFloat = 70.0
+    employee_count_sigma: PosFloat = 1.3
+    target_industry_share: Prob = 0.35
+    target_region_share: Prob = 0.5
+    seniority: dict[str, Prob] = {"c_level": 0.04, "vp": 0.08, "director": 0.18, "manager": 0.3, "individual": 0.4}
+    demo_request_rate: Prob = 0.06
+    pricing_page_visits_mean: NonNeg = 0.8
+    content_downloads_mean: NonNeg = 0.5
+    web_visits_mean: NonNeg = 3.0
+    webinars_mean: NonNeg = 0.2
+    cost_per_lead: NonNeg = 80.0
+
+    @field_validator("seniority")
+    @classmethod
+    def _sen(cls, v):
+        unknown = set(v) - set(SENIORITY)
+        if unknown:
+            raise ValueError(f"unknown seniority level(s) {sorted(unknown)}; allowed {list(SENIORITY)}")
+        if abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"seniority shares must sum to 1; got {sum(v.values()):.4f}")
+        return v
+
+
+def _default_channels() -> dict[str, Channel]:
+    return {
+        "inbound_demo": Channel(share=0.15, demo_request_rate=0.6, pricing_page_visits_mean=2.0, cost_per_lead=150.0),
+        "paid_search": Channel(share=0.3, demo_request_rate=0.06, cost_per_lead=90.0),
+        "content": Channel(share=0.3, demo_request_rate=0.02, content_downloads_mean=1.0, cost_per_lead=45.0),
+        "events": Channel(share=0.1, employee_count_median=300.0, demo_request_rate=0.05, webinars_mean=1.0, cost_per_lead=120.0),
+        "partner": Channel(share=0.15, employee_count_median=200.0, target_industry_share=0.55, demo_request_rate=0.08, cost_per_lead=60.0),
+    }
+
+
+class Arrivals(Strict):
+    """Lead volume, its hour-of-week shape and the channel mix."""
+
+    leads_per_week: PosFloat = 770.0
+    profile: Literal["business", "flat"] | list[NonNeg] = "business"
+    channels: dict[str, Channel] = Field(default_factory=_default_channels)
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v):
+        if isinstance(v, list) and (len(v) != 168 or sum(v) <= 0):
+            raise ValueError(f"an hour-of-week profile needs 168 non-negative weights with a positive sum; got {len(v)}")
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v):
+        if not v or sum(c.share for c in v.values()) <= 0:
+            raise ValueError("at least one channel with a positive share is needed")
+        return v
+
+
+class Decay(Strict):
+    """Speed-to-lead: multipliers of contact and qualification odds by response delay.
+
+    The default preset reproduces the published ratios of DOMAIN.md section 4 (see
+    ``sim.decay``)."""
+
+    contact: DecayCurve = DecayCurve(kind="mixture", tau_minutes=4.0, weight_fast=0.9975, floor=0.0025)
+    qualification: DecayCurve = DecayCurve(kind="power", d0_minutes=60.0, alpha=0.8)
+
+
+class Conversion(Strict):
+    """Probabilities and durations after the first touch, by band and segment."""
+
+    contact_prob: dict[str, Prob] = {"hot": 0.85, "mql": 0.75}
+    qualify_prob: dict[str, Prob] = {"hot": 0.6, "mql": 0.45}
+    sal_accept_prob: dict[str, Prob] = {"hot": 0.85, "mql": 0.7}
+    disposition_days_mean: PosFloat = 2.0
+    rejection_mix: dict[str, NonNeg] = {"not_icp": 0.25, "no_intent": 0.3, "no_timing": 0.2, "wrong_role": 0.15, "blocker": 0.1}
+    recycle_after_days: dict[str, PosFloat] = {"no_timing": 45.0, "blocker": 30.0}
+    sql_to_opportunity: dict[str, Prob] = {"smb": 0.25, "mid": 0.3, "enterprise": 0.35}
+    days_sql_to_opportunity_mean: PosFloat = 10.0
+    win_prob: dict[str, Prob] = {"smb": 0.3, "mid": 0.25, "enterprise": 0.2}
+    no_decision_prob: dict[str, Prob] = {"smb": 0.2, "mid": 0.25, "enterprise": 0.3}
+    days_to_close_mean: dict[str, PosFloat] = {"smb": 30.0, "mid": 50.0, "enterprise": 80.0}
+    deal_size_median: dict[str, PosFloat] = {"smb": 12000.0, "mid": 35000.0, "enterprise": 90000.0}
+    deal_size_sigma: PosFloat = 0.5
+
+    @model_validator(mode="after")
+    def _keys(self):
+        for name in ("contact_prob", "qualify_prob", "sal_accept_prob"):
+            if set(getattr(self, name)) != set(BANDS_ROUTED):
+                raise ValueError(f"{name} needs exactly the bands {list(BANDS_ROUTED)}; got {sorted(getattr(self, name))}")
+        for name in ("sql_to_opportunity", "win_prob", "no_decision_prob", "days_to_close_mean", "deal_size_median"):
+            if set(getattr(self, name)) != set(SEGMENTS):
+                raise ValueError(f"{name} needs exactly the segments {list(SEGMENTS)}; got {sorted(getattr(self, name))}")
+        for s in SEGMENTS:
+            if self.win_prob[s] + self.no_decision_prob[s] > 1:
+                raise ValueError(f"win_prob + no_decision_prob for '{s}' exceed 1")
+        unknown = set(self.rejection_mix) - set(REASONS)
+        if unknown or sum(self.rejection_mix.values()) <= 0:
+            raise ValueError(f"rejection_mix takes reasons among {list(REASONS)} with a positive total; got {self.rejection_mix}")
+        unknown = set(self.recycle_after_days) - set(REASONS)
+        if unknown:
+            raise ValueError(f"recycle_after_days: unknown reason(s) {sorted(unknown)}")
+        for b in BANDS_ROUTED:
+            if self.qualify_prob[b] > self.contact_prob[b]:
+                raise ValueError(f"qualify_prob[{b}] ({self.qualify_prob[b]}) cannot exceed contact_prob[{b}] ({self.contact_prob[b]})")
+        return self
+
+
+class Nurture(Strict):
+    """Marketing nurture: engagement accrues points, the score decays, and a lead that
+    crosses the MQL cut-off re-enters the SDR queue."""
+
+    enabled: bool = True
+    engagement_events_per_week: NonNeg = 0.35
+    points_per_event: NonNeg = 10.0
+    score_decay_points_per_week: NonNeg = 2.0
+    max_reentries: Annotated[int, Field(ge=0)] = 2
+
+
+class Economics(Strict):
+    """Targets behind pipeline coverage (seed target 4x) and marketing ROI (5:1)."""
+
+    quarterly_revenue_target: PosFloat = 1_500_000.0
+    coverage_target: PosFloat = 4.0
+
+
+class Scenario(Strict):
+    """A whole funnel: who arrives, who works them, how fast, and what follows."""
+
+    name: str = "baseline"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 2026
+    replications: Annotated[int, Field(ge=1)] = 20
+    calendar: Calendar = Calendar()
+    arrivals: Arrivals = Arrivals()
+    scoring: Scoring = Scoring()
+    team: Team = Team()
+    routing: Routing = Routing()
+    sla: SLA = SLA()
+    decay: Decay = Decay()
+    conversion: Conversion = Conversion()
+    nurture: Nurture = Nurture()
+    economics: Economics = Economics()
+
+    @model_validator(mode="after")
+    def _nested_odds(self):
+        # A qualified lead must have been contacted: check the odds on a delay grid.
+        grid = np.concatenate([np.linspace(0, 120, 241), np.geomspace(121, 60 * 24 * 90, 200)])
+        for b in BANDS_ROUTED:
+            q = self.conversion.qualify_prob[b] * self.decay.qualification(grid)
+            if np.any(q > 1.0):
+                raise ValueError(f"qualification odds exceed 1 for band {b}")
+        return self
+
+    # ---- derived ------------------------------------------------------------------
+    def points_table(self, base_dir: Path | None = None):
+        """The scoring table with this scenario's cut-offs applied."""
+        from sim.scoring import PointsTable, Thresholds
+
+        path = Path(self.scoring.points_table)
+        if not path.is_absolute():
+            candidates = [(base_dir or ROOT) / path, ROOT / path]
+            path = next((p for p in candidates if p.exists()), candidates[-1])
+        table = PointsTable.load(path)
+        th = table.thresholds
+        table.thresholds = Thresholds(
+            hot=th.hot if self.scoring.hot is None else self.scoring.hot,
+            mql=th.mql if self.scoring.mql is None else self.scoring.mql,
+            nurture=th.nurture if self.scoring.nurture is None else self.scoring.nurture,
+        )
+        return table
+
+
+# ---- building from files and overrides -------------------------------------------
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (not part of a scenario; check the spelling)"
+        value = err.get("input")
+        shown = "" if isinstance(value, (dict, list)) else f"; got {value!r}"
+        lines.append(f"{source}: {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``team.sdrs=8`` -> ("team.sdrs", 8); the value is read as YAML."""
+    if "=" not in text:
+        raise LabError(f"override '{text}' must look like field.path=value (for example team.sdrs=8)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise LabError(f"override '{text}' has no field name before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(doc: dict, overrides: dict[str, object], source: str = "override") -> dict:
+    """Set dotted paths in a scenario dict; a path that names no scenario field is an error."""
+    doc = copy.deepcopy(doc)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        model: type[BaseModel] | None = Scenario
+        node = doc
+        for i, part in enumerate(parts):
+            if model is not None:
+                if part not in model.model_fields:
+                    here = ".".join(parts[: i + 1])
+                    raise LabError(
+                        f"{source}: {here}: unknown field; {'.'.join(parts[:i]) or 'a scenario'} has "
+                        f"{sorted(model.model_fields)}"
+                    )
+                ann = model.model_fields[part].annotation
+                model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                nxt = node.get(part)
+                if nxt is None:
+                    nxt = {}
+                elif isinstance(nxt, BaseModel):
+                    nxt = nxt.model_dump()
+                node[part] = nxt
+                node = nxt
+    return doc
+
+
+def build_scenario(doc: dict | None = None, overrides: dict | None = None, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario dict (plus dotted overrides) into a ``Scenario``."""
+    doc = doc or {}
+    if not isinstance(doc, dict):
+        raise LabError(f"{source}: a scenario must be a mapping of fields; got {type(doc).__name__}")
+    if overrides:
+        doc = apply_overrides(doc, overrides, source=f"{source} (override)")
+    try:
+        return Scenario.model_validate(doc)
+    except ValidationError as exc:
+        raise LabError(_format_errors(exc, source)) from None
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise LabError(f"{path}: file not found")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise LabError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return doc or {}
+
+
+def load_scenario(path: str | Path, overrides: dict | list[str] | None = None) -> Scenario:
+    """Read a scenario YAML file; ``overrides`` is a dict or a list of ``k=v`` strings."""
+    if isinstance(overrides, (list, tuple)):
+        overrides = dict(parse_override(o) for o in overrides)
+    return build_scenario(read_yaml(path), overrides, source=str(path))
+
+
+class Policy(Strict):
+    name: str
+    description: str = ""
+    set: dict[str, object] = {}
+
+
+class PolicySet(Strict):
+    """A policy file: a base scenario and the policies to compare as overrides of it."""
+
+    base: str = "baseline.yaml"
+    replications: Annotated[int, Field(ge=1)] | None = None
+    policies: list[Policy]
+
+    @field_validator("policies")
+    @classmethod
+    def _unique(cls, v):
+        names = [p.name for p in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"policy names must be unique; repeated {sorted(dup)}")
+        if not v:
+            raise ValueError("list at least one policy")
+        return v
+
+
+def load_policies(path: str | Path, overrides: dict | list[str] | None = None) -> tuple[PolicySet, dict[str, Scenario]]:
+    """Read a policy file; return it and one validated scenario per policy (in order)."""
+    path = Path(path)
+    try:
+        pset = PolicySet.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise LabError(_format_errors(exc, str(path))) from None
+    base_path = (path.parent / pset.base) if not Path(pset.base).is_absolute() else Path(pset.base)
+    base_doc = read_yaml(base_path)
+    if isinstance(overrides, (list, tuple)):
+        overrides = dict(parse_override(o) for o in overrides)
+    scenarios = {}
+    for pol in pset.policies:
+        merged = {**(overrides or {}), **pol.set}
+        if pset.replications is not None:
+            merged.setdefault("replications", pset.replications)
+        scn = build_scenario(base_doc, merged, source=f"{path} (policy '{pol.name}')")
+        scn.name = pol.name
+        scenarios[pol.name] = scn
+    return pset, scenarios
