@@ -1,0 +1,269 @@
+"""The lead-scoring model: binned counts, one-hot categories, regularised logistic
+regression, as a scikit-learn estimator that works inside a ``Pipeline``.
+
+Every feature becomes a set of levels a CRM administrator can type into a points table:
+a numeric feature is cut at integer points into ranges (``0``, ``1-2``, ``>=3``), a
+category keeps its frequent values, and each feature has one explicit ``missing`` level
+that also takes rare and unseen values. Because each lead falls in exactly one level per
+feature, the linear predictor is a sum of per-level weights: that is what makes the
+model exactly a points table (see ``calibration.points``).
+"""
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+MISSING = "__missing__"
+
+
+class LeadScoringModel(ClassifierMixin, BaseEstimator):
+    """Binned, one-hot, L2-regularised logistic regression for lead scoring.
+
+    Parameters
+    ----------
+    numeric : list of str or None
+        Columns to bin; None means every numeric column of ``X``.
+    categorical : list of str or None
+        Columns to one-hot; None means every other column of ``X``.
+    n_bins : int
+        Quantile bins per numeric column before cut points are rounded to integers
+        (ties collapse, so a count that is mostly 0 gets ``0`` / ``>=1``).
+    min_frequency : float
+        A category seen in a smaller share of training rows joins the missing level.
+    max_categories : int
+        At most this many categories per column are kept (the most frequent).
+    Cs : sequence of float
+        Inverse regularisation strengths tried; the one with the best cross-validated
+        log loss is kept (``C_``).
+    cv : int
+        Folds for choosing C (a single C skips cross-validation).
+    max_iter : int
+        lbfgs iterations.
+    random_state : int
+        Seeds the fold assignment.
+    """
+
+    _parameter_constraints = {
+        "numeric": [list, tuple, None],
+        "categorical": [list, tuple, None],
+        "n_bins": [Interval(Integral, 2, 50, closed="both")],
+        "min_frequency": [Interval(Real, 0, 0.5, closed="both")],
+        "max_categories": [Interval(Integral, 2, None, closed="left")],
+        "Cs": [list, tuple],
+        "cv": [Interval(Integral, 2, 20, closed="both")],
+        "max_iter": [Interval(Integral, 10, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, numeric=None, categorical=None, n_bins=10, min_frequency=0.005, max_categories=30,
+                 Cs=(0.01, 0.1, 1.0, 10.0), cv=3, max_iter=2000, random_state=0):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.n_bins = n_bins
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.Cs = Cs
+        self.cv = cv
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    # ---- fitting -------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Learn the levels, choose C by cross-validated log loss, fit; returns self."""
+        self._validate_params()
+        if not len(self.Cs) or any(not (float(c) > 0) for c in self.Cs):
+            raise ValueError(f"The 'Cs' parameter of LeadScoringModel must be positive numbers. Got {self.Cs!r} instead.")
+        X = _frame(X)
+        y = np.asarray(y).astype(int).ravel()
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(f"LeadScoringModel needs two classes in y; got {self.classes_.tolist()}")
+        y = (y == self.classes_[1]).astype(np.int8)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        numeric = list(self.numeric) if self.numeric is not None else \
+            [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+        categorical = list(self.categorical) if self.categorical is not None else \
+            [c for c in X.columns if c not in numeric]
+        self.feature_names_in_ = np.asarray(numeric + categorical, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.cut_points_ = {c: _integer_cuts(X[c], self.n_bins) for c in numeric}
+        self.categories_ = {c: _frequent(X[c], self.min_frequency, self.max_categories) for c in categorical}
+        codes = self._codes(X)
+        keys, inv = _patterns(codes)
+        folds = np.random.default_rng(self.random_state).integers(0, self.cv, len(y))
+        self.C_, self.cv_scores_ = self._choose_C(codes, inv, y, w, folds)
+        lr = self._fit_aggregated(codes, inv, y, w, self.C_)
+        self.coef_ = lr.coef_.ravel().copy()
+        self.intercept_ = float(lr.intercept_[0])
+        self.level_counts_ = np.bincount(self._flat(codes).indices, minlength=len(self.coef_))
+        return self
+
+    def _choose_C(self, codes, inv, y, w, folds):
+        if len(self.Cs) == 1:
+            return float(self.Cs[0]), {float(self.Cs[0]): np.nan}
+        scores = {}
+        for C in self.Cs:
+            loss = 0.0
+            for k in range(self.cv):
+                tr = folds != k
+                lr = self._fit_aggregated(codes, inv, y, w * tr, float(C))
+                eta = self._flat(codes[~tr]) @ lr.coef_.ravel() + lr.intercept_[0]
+                loss += _weighted_log_loss(y[~tr], eta, w[~tr])
+            scores[float(C)] = loss / w.sum()
+        return min(scores, key=scores.get), scores
+
+    def _fit_aggregated(self, codes, inv, y, w, C):
+        # Leads sharing one level pattern are interchangeable in the likelihood, so fit on
+        # (pattern, class) groups weighted by their counts: exact, and fast on a million rows.
+        n_pat = inv.max() + 1
+        pos = np.bincount(inv, weights=w * y, minlength=n_pat)
+        neg = np.bincount(inv, weights=w * (1 - y), minlength=n_pat)
+        first = np.zeros(n_pat, dtype=np.int64)
+        first[inv[::-1]] = np.arange(len(inv))[::-1]
+        design = self._flat(codes[first])
+        Xa = sparse.vstack([design, design]).tocsr()
+        ya = np.r_[np.ones(n_pat), np.zeros(n_pat)]
+        wa = np.r_[pos, neg]
+        keep = wa > 0
+        lr = LogisticRegression(C=C, max_iter=self.max_iter, solver="lbfgs")
+        # Weights are counts; scaling them to mean 1 keeps C comparable across data sizes.
+        scale = wa[keep].sum() / len(y) if len(y) else 1.0
+        lr.fit(Xa[keep], ya[keep], sample_weight=wa[keep] / max(scale, 1e-12))
+        return lr
+
+    # ---- encoding ------------------------------------------------------------------
+    @property
+    def _offsets(self):
+        sizes = [len(self.cut_points_[c]) + 2 if c in self.cut_points_ else len(self.categories_[c]) + 1
+                 for c in self.feature_names_in_]
+        return np.r_[0, np.cumsum(sizes)[:-1]], int(np.sum(sizes))
+
+    def _codes(self, X: pd.DataFrame) -> np.ndarray:
+        """Level index per lead and feature; the last level of each feature is missing."""
+        out = np.empty((len(X), len(self.feature_names_in_)), dtype=np.int32)
+        for j, c in enumerate(self.feature_names_in_):
+            if c not in X.columns:
+                raise ValueError(f"X lacks column {c!r} the model was fitted with")
+            if c in self.cut_points_:
+                cuts = self.cut_points_[c]
+                x = pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float)
+                code = np.searchsorted(cuts, x, side="right")
+                code[np.isnan(x)] = len(cuts) + 1
+            else:
+                cats = self.categories_[c]
+                code = pd.Categorical(_as_text(X[c]), categories=cats).codes.astype(np.int32)
+                code[code < 0] = len(cats)
+            out[:, j] = code
+        return out
+
+    def _flat(self, codes: np.ndarray) -> sparse.csr_matrix:
+        offsets, width = self._offsets
+        n, f = codes.shape
+        idx = (codes + offsets).ravel()
+        return sparse.csr_matrix((np.ones(n * f), idx, np.arange(0, n * f + 1, f)), shape=(n, width))
+
+    def transform(self, X) -> sparse.csr_matrix:
+        """One-hot level indicators (one column per row of :meth:`levels`)."""
+        check_is_fitted(self)
+        return self._flat(self._codes(_frame(X)))
+
+    # ---- prediction ----------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        """Log-odds of conversion."""
+        check_is_fitted(self)
+        return self.transform(X) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        eta = self.decision_function(X)
+        p = 1.0 / (1.0 + np.exp(-eta))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    # ---- inspection ----------------------------------------------------------------
+    def levels(self) -> pd.DataFrame:
+        """One row per (feature, level): the points-table ``value`` text, kind, coef, n."""
+        check_is_fitted(self)
+        rows = []
+        for c in self.feature_names_in_:
+            if c in self.cut_points_:
+                labels = range_labels(self.cut_points_[c])
+                kind = "range"
+            else:
+                labels = list(self.categories_[c])
+                kind = "category"
+            rows += [(c, v, kind) for v in labels] + [(c, MISSING, kind)]
+        out = pd.DataFrame(rows, columns=["criterion", "value", "kind"])
+        out["coef"] = self.coef_
+        out["n_train"] = self.level_counts_
+        return out
+
+
+def range_labels(cuts) -> list[str]:
+    """Labels of the bins ``[-inf, c1), [c1, c2), ..., [ck, inf)`` for integer cuts, in
+    the points-table syntax (``"1-2"`` covers 1 and 2, i.e. ``[1, 3)``)."""
+    cuts = [int(c) for c in cuts]
+    if not cuts:
+        return ["<inf"]
+    labels = [f"<{cuts[0]}"]
+    for a, b in zip(cuts, cuts[1:]):
+        labels.append(f"{a}" if b - 1 == a else f"{a}-{b - 1}")
+    labels.append(f">={cuts[-1]}")
+    return labels
+
+
+def _integer_cuts(s: pd.Series, n_bins: int) -> np.ndarray:
+    x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return np.array([])
+    q = np.quantile(x, np.arange(1, n_bins) / n_bins)
+    # Integer cut points keep the ranges typeable (">=3"); a cut at or below the minimum
+    # would leave an empty first bin, so it is dropped.
+    cuts = np.unique(np.ceil(q))
+    cuts = cuts[cuts > x.min()]
+    if len(cuts) == 0 and x.max() > x.min():
+        cuts = np.array([np.floor(x.min()) + 1.0])
+    return cuts
+
+
+def _frequent(s: pd.Series, min_frequency: float, max_categories: int) -> list[str]:
+    counts = _as_text(s).value_counts()
+    counts = counts[counts >= max(1, min_frequency * len(s))]
+    return list(counts.index[:max_categories])
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.strip()
+
+
+def _patterns(codes: np.ndarray):
+    # Mixed-radix key per row, then np.unique: one id per distinct level pattern.
+    radix = codes.max(axis=0).astype(np.int64) + 1
+    if np.sum(np.log2(np.maximum(radix, 1))) < 62:
+        key = np.zeros(len(codes), dtype=np.int64)
+        for j in range(codes.shape[1]):
+            key = key * radix[j] + codes[:, j]
+        return np.unique(key, return_inverse=True)
+    uniq, inv = np.unique(codes, axis=0, return_inverse=True)
+    return uniq, inv.ravel()
+
+
+def _weighted_log_loss(y, eta, w) -> float:
+    # -[y log p + (1-y) log(1-p)] = log(1 + e^eta) - y*eta, computed stably.
+    return float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)))
+
+
+def _frame(X) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    X = np.asarray(X)
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
