@@ -68,7 +68,7 @@ class Pool:
                  handle: np.ndarray, policy: str, unlimited: bool = False):
         self.eng, self.env, self.name = engine, engine.env, name
         self.n = people
-        self.handle = handle
+        self.handle = handle.tolist()
         self.policy = policy
         self.unlimited = unlimited
         self.bands = (deque(), deque())        # shared queues: Hot, MQL
@@ -241,10 +241,10 @@ class Engine:
         team = scn.team
         self.band = band.tolist()
         self.max_attempts = team.max_attempts
-        self.gaps = list(np.diff(attempt_delays(team)))
+        self.gaps = np.diff(attempt_delays(team)).tolist()
         self.cap = team.capacity_cap
         self.reassign = scn.routing.reassign_on_sla_breach and scn.routing.policy == "round_robin"
-        self.sla = (scn.sla.hot_minutes, scn.sla.mql_minutes)
+        self.sla = (float(scn.sla.hot_minutes), float(scn.sla.mql_minutes))
         self.business_sla = scn.sla.clock == "business" and not scn.calendar.always_open
         self.C = scalar_curve(scn.decay.contact)
         self.Q = scalar_curve(scn.decay.qualification)
@@ -263,6 +263,8 @@ class Engine:
         self.no_contact_share = team.no_contact_handling_share
         self.reassigned = 0
         self.ep = Episodes()
+        # Plain nested lists: indexing numpy arrays by scalars in the event loop is slow.
+        self.u = draws.u_touch.tolist()
         days = scn.calendar.horizon_days + 60
         if scn.team.shifts:
             sdr_duty = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts for _ in range(s.people)]
@@ -278,7 +280,7 @@ class Engine:
     # ---- scheduling helpers ----------------------------------------------------------
     def at(self, t: float, fn, *args):
         """Call ``fn(*args)`` at run time ``t`` (a timed callback, no process needed)."""
-        ev = self.env.timeout(max(0.0, t - self.env.now))
+        ev = self.env.timeout(max(0.0, float(t) - self.env.now))
         ev.callbacks.append(lambda _ev: fn(*args))
 
     def sla_deadline(self, i: int) -> float:
@@ -330,14 +332,14 @@ class Engine:
             self.d1[i] = d
             self.ep.first_touch[r] = now
             self.ep.owner[r] = k
-        u = self.draws.u_touch[a, e, i]
+        u = self.u[a][e][i]
         c = self.C(d)
         if u < self.pc[b] * c:
             self.result[i] = QUALIFIED if u < self.pq[b] * c * self.Q(self.d1[i]) else NOT_QUALIFIED
-            h = float(pool.handle[a, e, i])
+            h = pool.handle[a][e][i]
         else:
             self.result[i] = OPEN  # no answer: a voicemail or an email, shorter than a call
-            h = float(pool.handle[a, e, i]) * self.no_contact_share
+            h = pool.handle[a][e][i] * self.no_contact_share
         if k < 0:  # unlimited team: no worker process, complete by callback
             self.at(now + h, self.finish_touch, pool, i, k)
         return h

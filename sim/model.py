@@ -54,7 +54,7 @@ class _FollowUp:
         self.u_sal = rng_sales.random((passes, n))
         self.u_reason = rng_sales.random((passes, n))
         self.disp_days = rng_sales.exponential(cv.disposition_days_mean, (passes, n))
-        self.gaps = rng_nurture.exponential(1.0, (passes + 1, NURTURE_EVENTS, n))
+        self.gaps = rng_nurture.exponential(1.0, (passes + 1, NURTURE_EVENTS, n)).tolist()
         self.fit_points = fit_points
         self.score = score
         self.band0 = band0
@@ -74,13 +74,13 @@ class _FollowUp:
         event adding ``points_per_event``; the score decays linearly
         (``score_decay_points_per_week``)."""
         nu = self.scn.nurture
-        if not nu.enabled or nu.engagement_events_per_week <= 0 or spell >= self.gaps.shape[0]:
+        if not nu.enabled or nu.engagement_events_per_week <= 0 or spell >= len(self.gaps):
             return math.inf
+        rate, pts, dec, cut = nu.engagement_events_per_week, nu.points_per_event, nu.score_decay_points_per_week, self.mql_cut
         t = 0.0
         for k in range(NURTURE_EVENTS):
-            t += self.gaps[spell, k, i] / nu.engagement_events_per_week
-            s = s0 + (k + 1) * nu.points_per_event - nu.score_decay_points_per_week * t
-            if s >= self.mql_cut:
+            t += self.gaps[spell][k][i] / rate
+            if s0 + (k + 1) * pts - dec * t >= cut:
                 return start + t * WEEK
         return math.inf
 

@@ -1,0 +1,69 @@
+"""``lab simulate`` and ``lab sweep``: RevOps' commands."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from sim.errors import LabError
+
+
+def _print_summary(result, out: Path):
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
+        print(result.table().to_string())
+    print(f"\nwrote {out}")
+
+
+def register(app: typer.Typer):
+    @app.command()
+    def simulate(
+        scenario: Path = typer.Argument(..., help="scenario YAML file (see data/scenarios/)"),
+        replications: Optional[int] = typer.Option(None, "--replications", "-r", help="number of replications"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="base random seed"),
+        set_: List[str] = typer.Option([], "--set", help="override a field: --set team.sdrs=8 (repeatable)"),
+        out: Path = typer.Option(Path("runs/simulate"), "--out", help="output directory"),
+        jobs: int = typer.Option(1, "--jobs", "-j", help="local worker processes"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address"),
+        tables: bool = typer.Option(True, "--tables/--no-tables", help="write the lead export and event log"),
+    ):
+        """Run one scenario over many replications; write KPIs, summary, leads and events."""
+        from sim.experiment import run_scenario
+        from sim.output import write_result
+        from sim.scenario import load_scenario
+
+        _check(replications, jobs)
+        scn = load_scenario(scenario, set_)
+        res = run_scenario(scn, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
+                           keep_tables=tables)
+        _print_summary(res, write_result(res, out))
+
+    @app.command()
+    def sweep(
+        policies: Path = typer.Argument(..., help="policy file: a base scenario and the policies to compare"),
+        replications: Optional[int] = typer.Option(None, "--replications", "-r", help="replications per policy"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="base random seed (shared by all policies)"),
+        set_: List[str] = typer.Option([], "--set", help="override a field of every policy: --set team.sdrs=8"),
+        out: Path = typer.Option(Path("runs/sweep"), "--out", help="output directory"),
+        jobs: int = typer.Option(2, "--jobs", "-j", help="local worker processes"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address"),
+    ):
+        """Compare policies side by side on common random numbers."""
+        from sim.experiment import run_sweep
+        from sim.output import write_result
+        from sim.scenario import load_policies
+
+        _check(replications, jobs)
+        _, scenarios = load_policies(policies, set_)
+        res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
+                        keep_tables="first")
+        _print_summary(res, write_result(res, out))
+
+
+def _check(replications, jobs):
+    if replications is not None and replications < 1:
+        raise LabError(f"--replications must be at least 1; got {replications}")
+    if jobs < 1:
+        raise LabError(f"--jobs must be at least 1; got {jobs}")

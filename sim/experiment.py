@@ -1,0 +1,157 @@
+"""Replications and sweeps: many runs of many policies, serial, on local processes
+(joblib) or on a dask.distributed cluster, with identical numbers every way.
+
+Replication ``r`` of every policy uses the same random streams (``sim.model.streams``),
+so policies are compared on common random numbers and their differences are sharper
+than their separate intervals suggest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sim.calendar import BusinessClock
+from sim.io import code_version, now_utc
+from sim.kpis import replication_kpis, summarise
+from sim.model import run_replication
+from sim.scenario import Scenario
+
+
+@dataclass
+class Task:
+    policy: str
+    scenario: Scenario
+    replication: int
+    seed: int
+    keep_tables: bool = False
+
+
+def run_task(task: Task) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
+    """One replication of one policy: its KPI row and, if asked, its lead and event tables."""
+    clock = BusinessClock(task.scenario.calendar)
+    rep = run_replication(task.scenario, task.replication, seed=task.seed, clock=clock)
+    row = {"policy": task.policy, "replication": task.replication, "seed": task.seed}
+    row.update(replication_kpis(task.scenario, rep, clock))
+    if not task.keep_tables:
+        return row, None, None
+    leads = rep.leads.assign(policy=task.policy, replication=task.replication)
+    events = rep.events.assign(policy=task.policy, replication=task.replication)
+    return row, leads, events
+
+
+def scenario_hash(scn: Scenario) -> str:
+    return hashlib.sha256(scn.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class SweepResult:
+    """KPIs per replication, their summary, and provenance."""
+
+    kpis: pd.DataFrame
+    summary: pd.DataFrame
+    scenarios: dict[str, Scenario]
+    meta: dict
+    leads: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)
+
+    def table(self, kpis: list[str] | None = None) -> pd.DataFrame:
+        """Policies side by side: 'mean [low, high]' per KPI (rows) and policy (columns)."""
+        from sim.kpis import HEADLINE
+
+        s = self.summary[self.summary["kpi"].isin(kpis or HEADLINE)]
+        cell = s.apply(lambda r: f"{r['mean']:,.3g} [{r['ci_low']:,.3g}, {r['ci_high']:,.3g}]", axis=1)
+        wide = s.assign(cell=cell).pivot(index="kpi", columns="policy", values="cell")
+        order = [k for k in (kpis or HEADLINE) if k in wide.index]
+        return wide.loc[order, list(self.scenarios)]
+
+
+def run_sweep(scenarios: dict[str, Scenario], replications: int | None = None, seed: int | None = None,
+              n_jobs: int = 1, scheduler: str | None = None, keep_tables: bool | str = False,
+              progress: bool = True) -> SweepResult:
+    """Run every policy ``replications`` times.
+
+    Parameters
+    ----------
+    scenarios : policy name -> scenario (one entry for a plain simulation).
+    replications, seed : override the scenarios' own values when given.
+    n_jobs : local worker processes (joblib); ignored when ``scheduler`` is given.
+    scheduler : address of a dask.distributed scheduler ("tcp://host:8786").
+    keep_tables : keep lead and event tables (True: all, "first": first replication only).
+    """
+    tasks = []
+    for name, scn in scenarios.items():
+        reps = replications or scn.replications
+        s = scn.seed if seed is None else seed
+        for r in range(reps):
+            keep = keep_tables is True or (keep_tables == "first" and r == 0)
+            tasks.append(Task(name, scn, r, s, keep))
+    results = _execute(tasks, n_jobs, scheduler, progress)
+    kpis = pd.DataFrame([r[0] for r in results])
+    leads = [r[1] for r in results if r[1] is not None]
+    events = [r[2] for r in results if r[2] is not None]
+    first = next(iter(scenarios.values()))
+    meta = {
+        "code_version": code_version(),
+        "created_at": now_utc(),
+        "seed": first.seed if seed is None else seed,
+        "replications": {n: replications or s.replications for n, s in scenarios.items()},
+        "policies": list(scenarios),
+        "scenario_hashes": {n: scenario_hash(s) for n, s in scenarios.items()},
+        "workers": "dask:" + scheduler if scheduler else f"joblib:{n_jobs}",
+    }
+    return SweepResult(
+        kpis=kpis,
+        summary=summarise(kpis, "policy"),
+        scenarios=dict(scenarios),
+        meta=meta,
+        leads=pd.concat(leads, ignore_index=True) if leads else None,
+        events=pd.concat(events, ignore_index=True) if events else None,
+    )
+
+
+def run_scenario(scn: Scenario, **kw) -> SweepResult:
+    """Replications of a single scenario (see ``run_sweep``)."""
+    return run_sweep({scn.name: scn}, **kw)
+
+
+def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bool):
+    bar = tqdm(total=len(tasks), desc="replications", unit="run", disable=not progress)
+    try:
+        if scheduler:
+            from dask.distributed import Client, as_completed
+
+            with Client(scheduler) as client:
+                futures = client.map(run_task, tasks, pure=False)
+                index = {f.key: k for k, f in enumerate(futures)}
+                out = [None] * len(tasks)
+                for fut in as_completed(futures):
+                    out[index[fut.key]] = fut.result()
+                    bar.update()
+                return out
+        if n_jobs == 1:
+            out = []
+            for t in tasks:
+                out.append(run_task(t))
+                bar.update()
+            return out
+        from joblib import Parallel, delayed
+
+        par = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=1)
+        out = []
+        for res in par(delayed(run_task)(t) for t in tasks):  # generator keeps task order
+            out.append(res)
+            bar.update()
+        return out
+    finally:
+        bar.close()
+
+
+def meta_json(result: SweepResult) -> str:
+    doc = dict(result.meta)
+    doc["scenarios"] = {n: json.loads(s.model_dump_json()) for n, s in result.scenarios.items()}
+    return json.dumps(doc, indent=2, default=str)
