@@ -1,0 +1,74 @@
+"""``lab run`` and ``lab report``: notebooks executed by papermill, rendered to HTML."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sim.errors import LabError
+from sim.paths import REPORTS
+
+_PARAM_FLAGS = ("-p", "--param", "--parameter")
+
+
+def parse_param_args(args: list[str]) -> dict[str, str]:
+    """``["-p", "name", "value", ...]`` -> ``{"name": "value"}`` (values stay strings).
+
+    Typer has no repeatable two-value option, so the pairs arrive as extra arguments.
+    """
+    params, rest = {}, list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in _PARAM_FLAGS:
+            raise LabError(f"unexpected argument {flag!r}: parameters are given as -p NAME VALUE")
+        if len(rest) < 2:
+            raise LabError(f"{flag} needs a name and a value, got {rest!r}")
+        name, value = rest.pop(0), rest.pop(0)
+        if name in params:
+            raise LabError(f"parameter '{name}' given twice ({params[name]!r} and {value!r})")
+        params[name] = value
+    return params
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``report`` to the ``lab`` command."""
+
+    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def run(
+        ctx: typer.Context,
+        notebook: str = typer.Argument(..., help="Notebook path, or a stem in notebooks/ (e.g. 03_sla_policies)."),
+        out: Path = typer.Option(REPORTS, "--out", help="Folder for the report, the executed notebook and the index."),
+        name: Optional[str] = typer.Option(None, "--name", help="Name part of the output files (default: the scenario's stem)."),
+        kernel: Optional[str] = typer.Option(None, "--kernel", help="Jupyter kernel (default: smarketing-lab, else python3)."),
+        show_params: bool = typer.Option(False, "--show-params", help="List the notebook's parameters and exit."),
+    ):
+        """Run one notebook with parameters (-p NAME VALUE, repeatable); print the HTML path."""
+        from lab import notebooks
+
+        if show_params:
+            for pname, p in notebooks.notebook_parameters(notebook).items():
+                print(f"{pname}: {p.type or '?'} = {p.default}  # {p.help}")
+            return
+        record = notebooks.run_notebook(notebook, parse_param_args(ctx.args), out, name_hint=name,
+                                        kernel=kernel, progress=sys.stderr.isatty())
+        print(record.html_path)
+
+    @app.command()
+    def report(
+        out: Path = typer.Option(REPORTS, "--out", help="Folder for reports and reports/index.html."),
+        jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Notebooks run at once."),
+    ):
+        """Run the main chain of notebooks (lab/pipeline.py) and print the index's path."""
+        from lab import notebooks
+        from lab.pipeline import main_jobs
+
+        records = notebooks.run_many(main_jobs(out), out, n_jobs=jobs, progress=sys.stderr.isatty())
+        index = notebooks.write_index(out)
+        failed = [r for r in records if r.status != "ok"]
+        for r in failed:
+            print(f"{r.status}: {r.notebook}: {r.error}", file=sys.stderr)
+        print(index)
+        if failed:
+            raise typer.Exit(1)
