@@ -272,8 +272,11 @@ class Decay(Strict):
     The default preset reproduces the published ratios of DOMAIN.md section 4 (see
     ``sim.decay``)."""
 
-    contact: DecayCurve = DecayCurve(kind="mixture", tau_minutes=4.0, weight_fast=0.9975, floor=0.0025)
-    qualification: DecayCurve = DecayCurve(kind="power", d0_minutes=60.0, alpha=0.8)
+    # Fitted by sim.decay.fit_study_preset to the baseline odds and cadence: 5 vs 30 min
+    # contact 100x and qualification 21x (LRM 2007); within 1 h vs 1-2 h 7x and vs 24 h+
+    # 60x qualification (HBR 2011).
+    contact: DecayCurve = DecayCurve(kind="mixture", tau_minutes=3.772, weight_fast=0.99768, floor=0.00232)
+    qualification: DecayCurve = DecayCurve(kind="power", d0_minutes=347.1, alpha=1.1173)
 
 
 class Conversion(Strict):
