@@ -1,0 +1,189 @@
+"""Behaviour of the funnel: reproducibility, common random numbers, conservation,
+published speed-to-lead ratios, parallel runs, CLI and outputs."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lab.cli import main
+from sim.decay import STUDY_RATIOS, expected_group_rates, study_ratios
+from sim.experiment import run_scenario, run_sweep
+from sim.model import STAGES, run_replication
+from sim.output import read_meta, write_result
+from sim.paths import SCENARIOS
+from sim.scenario import load_policies, load_scenario
+
+
+def short(**over):
+    return load_scenario(SCENARIOS / "baseline.yaml", {"calendar.horizon_days": 35, "calendar.warmup_days": 7, **over})
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    a = run_replication(short(), 0)
+    b = run_replication(short(), 0)
+    pd.testing.assert_frame_equal(a.leads, b.leads)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    c = run_replication(short(), 1)
+    assert not a.leads["t_created"].equals(c.leads["t_created"])
+
+
+def test_policy_change_keeps_arrivals_and_attributes():
+    a = run_replication(short(), 0).leads
+    b = run_replication(short(**{"team.sdrs": 8, "routing.policy": "fifo"}), 0).leads
+    cols = ["t_created", "channel", "employee_count", "seniority", "demo_requests", "score"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_every_lead_ends_in_exactly_one_state_and_stages_nest():
+    L = run_replication(short(), 0).leads
+    assert L["stage"].isin(STAGES).all()
+    assert L["lead_id"].is_unique
+    # Later stages imply earlier ones: won/lost => opportunity => SQL => SAL => MQL.
+    assert L.loc[L["t_opportunity"].notna(), "t_sql"].notna().all()
+    assert L.loc[L["t_sql"].notna(), "t_sal"].notna().all()
+    assert L.loc[L["t_sal"].notna(), "t_mql"].notna().all()
+    assert L.loc[L["outcome"].isin(["won", "lost", "no_decision"]), "t_closed"].notna().all()
+    # Time never runs backwards along a lead's path.
+    for a, b in [("t_created", "t_mql"), ("t_mql", "t_first_response"), ("t_sal", "t_sql"),
+                 ("t_sql", "t_opportunity"), ("t_opportunity", "t_closed")]:
+        m = L[a].notna() & L[b].notna()
+        assert (L.loc[m, b] >= L.loc[m, a]).all(), (a, b)
+    # Counts are conserved between the stage table and the final states.
+    assert L["stage"].value_counts().sum() == len(L)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sdrs=st.integers(1, 8),
+    policy=st.sampled_from(["fifo", "priority", "round_robin"]),
+    attempts=st.integers(1, 4),
+    mql=st.integers(40, 80),
+    seed=st.integers(0, 10_000),
+)
+def test_invariants_hold_for_any_policy(sdrs, policy, attempts, mql, seed):
+    scn = load_scenario(SCENARIOS / "baseline.yaml", {
+        "calendar.horizon_days": 14, "calendar.warmup_days": 2, "team.sdrs": sdrs, "routing.policy": policy,
+        "team.max_attempts": attempts, "scoring.mql": mql, "scoring.hot": max(mql, 75), "scoring.nurture": min(mql, 45),
+        "seed": seed})
+    r = run_replication(scn, 0)
+    L, E = r.leads, r.episodes
+    assert L["stage"].isin(STAGES).all() and len(L) == L["lead_id"].nunique()
+    assert (E["attempts"] <= attempts).all()
+    assert (E["response_minutes"].dropna() >= 0).all()
+    # every pass is recorded once, and a lead never has two passes open at once
+    assert not E.duplicated(["lead", "episode"]).any()
+    assert (E.groupby("lead")["outcome"].apply(lambda s: (s == "open").sum()) <= 1).all()
+    from sim.calendar import BusinessClock
+    from sim.kpis import replication_kpis
+
+    k = replication_kpis(scn, r, BusinessClock(scn.calendar))
+    for name, v in k.items():
+        if name.endswith(("_rate", "_share")) or name.startswith(("sla_attainment", "rejection_share", "win_rate")):
+            assert math.isnan(v) or 0.0 <= v <= 1.0, (name, v)
+
+
+def test_default_decay_reproduces_published_speed_to_lead_ratios():
+    """DOMAIN.md section 4. The exact expectation is within 1% of each published ratio;
+    a Monte Carlo run of 200,000 leads per group through the simulator's attempt rules
+    gives a 95% interval that contains it."""
+    scn = load_scenario(SCENARIOS / "baseline.yaml")
+    exact = expected_group_rates(scn)
+    for a, b, what, published, _ in STUDY_RATIOS.values():
+        assert exact[a][what] / exact[b][what] == pytest.approx(published, rel=0.01)
+    mc = study_ratios(scn, n_per_group=200_000, seed=3)
+    for row in mc.itertuples():
+        assert row.ci_low <= row.published <= row.ci_high, row
+
+
+def test_decay_is_monotone_and_bounded():
+    scn = load_scenario(SCENARIOS / "baseline.yaml")
+    d = np.linspace(0, 60 * 24 * 30, 5000)
+    for curve in (scn.decay.contact, scn.decay.qualification):
+        m = curve(d)
+        assert m[0] == pytest.approx(1.0)
+        assert np.all(np.diff(m) <= 1e-15) and np.all(m > 0) and np.all(m <= 1)
+
+
+def test_faster_sla_policy_beats_slower_on_common_random_numbers():
+    _, pols = load_policies(SCENARIOS / "policies.yaml", ["calendar.horizon_days=42", "calendar.warmup_days=7"])
+    chosen = {k: pols[k] for k in ("sdrs_4", "sdrs_8")}
+    res = run_sweep(chosen, replications=3, n_jobs=1, progress=False)
+    k = res.kpis.set_index(["policy", "replication"])
+    diff = k.loc["sdrs_8", "response_median_minutes"] - k.loc["sdrs_4", "response_median_minutes"]
+    assert (diff < 0).all()
+    assert (k.loc["sdrs_8", "sql_count"] >= k.loc["sdrs_4", "sql_count"]).all()
+
+
+def test_parallel_equals_serial():
+    scn = short(**{"calendar.horizon_days": 21})
+    a = run_scenario(scn, replications=3, n_jobs=1, progress=False)
+    b = run_scenario(scn, replications=3, n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(a.kpis, b.kpis)
+
+
+def test_parallel_on_a_dask_cluster_equals_serial():
+    distributed = pytest.importorskip("dask.distributed")
+    scn = short(**{"calendar.horizon_days": 21})
+    a = run_scenario(scn, replications=2, n_jobs=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        b = run_scenario(scn, replications=2, scheduler=cl.scheduler_address, progress=False)
+    pd.testing.assert_frame_equal(a.kpis, b.kpis)
+
+
+def test_summary_intervals_cover_the_mean():
+    res = run_scenario(short(), replications=3, progress=False)
+    s = res.summary.dropna(subset=["mean"])
+    assert (s["ci_low"] <= s["mean"] + 1e-12).all() and (s["mean"] <= s["ci_high"] + 1e-12).all()
+    assert s["n"].max() == 3 and s["n"].min() >= 1  # a KPI with no cases in a run is left out
+
+
+def test_outputs_record_provenance_and_crm_columns(tmp_path):
+    res = run_scenario(short(), replications=2, keep_tables=True, progress=False)
+    out = write_result(res, tmp_path / "run")
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["seed"] == 2026 and meta["code_version"] and "baseline" in meta["scenarios"]
+    assert read_meta(out / "kpis.parquet")["seed"] == 2026
+    leads = pd.read_parquet(out / "leads.parquet")
+    for col in ["lead_id", "created_at", "channel", "first_response_at", "mql_at", "sal_at", "sql_at",
+                "opportunity_at", "closed_at", "outcome", "rejection_reason", "amount"]:
+        assert col in leads.columns
+    assert leads["lead_id"].is_unique
+    ev = pd.read_parquet(out / "events.parquet")
+    assert {"lead_id", "stage_change", "at", "channel"} <= set(ev.columns)
+    assert (pd.read_csv(out / "kpis.csv")["replication"] == [0, 1]).all()
+
+
+def test_cli_simulate_writes_and_summarises(tmp_path, capsys):
+    rc = main(["simulate", str(SCENARIOS / "baseline.yaml"), "-r", "2", "--set", "calendar.horizon_days=21",
+               "--set", "calendar.warmup_days=3", "--out", str(tmp_path / "o"), "--no-tables"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "sla_attainment_hot" in out
+    assert (tmp_path / "o" / "summary.csv").exists()
+
+
+def test_cli_bad_override_is_one_readable_line(tmp_path, capsys):
+    rc = main(["simulate", str(SCENARIOS / "baseline.yaml"), "--set", "team.sdr=8", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "team.sdr: unknown field" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_failed_run_keeps_the_previous_output(tmp_path, monkeypatch):
+    res = run_scenario(short(**{"calendar.horizon_days": 14}), replications=1, progress=False)
+    out = write_result(res, tmp_path / "run")
+    before = (out / "kpis.csv").read_bytes()
+    import sim.output as so
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(so, "_write_table", boom)
+    with pytest.raises(RuntimeError):
+        write_result(res, tmp_path / "run")
+    assert (out / "kpis.csv").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
