@@ -1,0 +1,597 @@
+"""Fitting the simulator to history: from a CRM export (one row per lead) estimate the
+arrival pattern, channel mix, response times, the decay of qualification with response
+delay, stage conversion rates and durations, and deal sizes; write them as a scenario the
+simulator runs as is; and back-test that scenario against the history it came from.
+
+What an export can and cannot tell
+----------------------------------
+- It has no contact timestamp, so the contact curve ``C`` of ``sim.decay`` cannot be
+  separated from the qualification curve ``Q``. The fit estimates the combined
+  probability that a routed lead is qualified (handed to sales: ``sal_at`` or a
+  ``rejection_reason``) as a function of its first-touch delay ``d`` (wall-clock minutes
+  from ``mql_at`` to ``first_response_at``), per score band::
+
+      P(qualified | band, d) = p_band * (1 + d / d0) ** -alpha
+
+  by maximum likelihood, with Wald intervals from the observed information (numerical
+  Hessian, on the logit / log scale, then transformed back). The written scenario puts
+  the whole decay in ``decay.qualification`` and sets ``decay.contact`` to ``none``; with
+  ``C = 1`` the simulator's attempt rules give exactly
+  ``P(qualified | d) = q * Q(d) * (1 - (1 - c) ** A) / c`` (c the contact odds, q the
+  qualify odds, A the attempts), so ``qualify_prob`` is set to reproduce ``p_band``.
+- Leads that re-enter the queue later (nurture, recycling) and qualify on a later pass
+  count as qualified against their first delay: with heavy nurture re-entry the curve is
+  biased upwards at long delays.
+- Right-censoring at the export's end: rates whose outcome takes time use only cohorts
+  old enough for that outcome to have happened (``mature_days`` for qualification and
+  sales' decision, ``opp_window_days`` for SQL -> opportunity); the opportunity -> close
+  duration is a censored-exponential maximum-likelihood estimate (open opportunities
+  contribute their exposure); win / no-decision shares are taken among closed deals.
+
+Timestamps are read in the scenario's time zone (``base.calendar.timezone``): exports whose
+dates carry an offset are converted to it; naive dates are taken to be local already.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import optimize, special, stats
+
+from sim.errors import LabError
+from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
+
+MIN_PER_DAY = 1440.0
+Z95 = 1.959963984540054
+TIMES = ("created_at", "first_response_at", "mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at")
+
+
+# ---- reading ------------------------------------------------------------------------------
+def _raw_has_offset(path: Path, column: str) -> bool:
+    """Whether the export's own ``column`` carries a time-zone offset (the importer turns
+    every date into UTC and would hide that naive dates were local)."""
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            s = pd.read_parquet(path, columns=[column])[column]
+        else:
+            s = pd.read_csv(path, usecols=[column], nrows=2000)[column]
+    except (ValueError, KeyError, OSError):
+        return True
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return True
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return False
+    txt = s.dropna().astype(str).head(200)
+    return bool(txt.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})\s*$", regex=True).any())
+
+
+def to_local(frame: pd.DataFrame, tz: str, aware: bool = True) -> pd.DataFrame:
+    """Date columns as naive local wall-clock timestamps (the simulator's clock)."""
+    out = frame.copy()
+    for col in TIMES:
+        if col not in out:
+            continue
+        s = out[col]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            out[col] = s.dt.tz_convert(tz).dt.tz_localize(None)
+        elif aware:  # UTC-naive from the importer
+            out[col] = s.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    return out
+
+
+def read_history(export, mapping, tz: str) -> tuple[pd.DataFrame, object]:
+    """Import and validate ``export`` with ``mapping`` (``calibration.importer``); return
+    the lab-named frame in local time and the importer's ``LeadData``."""
+    from calibration.importer import import_export
+
+    path = Path(export)
+    data = import_export(path, mapping)
+    df = data.frame
+    for col in ("created_at", "mql_at"):
+        if col not in df:
+            raise LabError(f"{path}: column '{col}' is needed to fit a scenario (rule: map an export "
+                           f"column to '{col}' in {data.mapping.source})")
+    src_col = next((k for k, v in data.mapping.columns.items() if v == "created_at"), "created_at")
+    df = to_local(df, tz, aware=_raw_has_offset(path, src_col))
+    bad = df["created_at"].isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LabError(f"{path}: column 'created_at', row {i + 1}: creation date is missing "
+                       "(rule: every lead has a creation date to fit arrivals)")
+    for col in ("first_response_at", "mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at"):
+        if col in df:
+            early = (df[col] < df["created_at"] - pd.Timedelta(minutes=1)).to_numpy()
+            if early.any():
+                i = int(np.flatnonzero(early)[0])
+                raise LabError(f"{path}: column '{col}', row {i + 1}: {df[col].iloc[i]} is before the lead "
+                               f"was created ({df['created_at'].iloc[i]}) (rule: stages follow creation)")
+    return df, data
+
+
+# ---- small estimators -----------------------------------------------------------------------
+def wilson(k, n) -> tuple[float, float, float]:
+    """Proportion k / n with its 95% Wilson interval (nan when n = 0)."""
+    if n <= 0:
+        return math.nan, math.nan, math.nan
+    p = k / n
+    den = 1 + Z95**2 / n
+    mid = (p + Z95**2 / (2 * n)) / den
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / den
+    return p, max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _rate_row(table: str, group: str, k, n) -> dict:
+    p, lo, hi = wilson(int(k), int(n))
+    return dict(quantity=table, group=group, estimate=p, ci_low=lo, ci_high=hi, n=int(n))
+
+
+def quantile_ci(x: np.ndarray, q: float) -> tuple[float, float, float]:
+    """Sample quantile with a distribution-free 95% interval from order statistics."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    lo = int(stats.binom.ppf(0.025, n, q))
+    hi = int(stats.binom.ppf(0.975, n, q))
+    return float(np.quantile(x, q)), float(x[max(lo - 1, 0)]), float(x[min(hi, n - 1)])
+
+
+def segment_of(frame: pd.DataFrame) -> pd.Series:
+    """The simulator's segments from employee count (``sim.arrivals.segment_of``); 'mid'
+    when the export has no employee count."""
+    from sim.arrivals import segment_of as seg
+
+    if "employee_count" not in frame:
+        return pd.Series("mid", index=frame.index, dtype=object)
+    e = frame["employee_count"].astype(float)
+    out = pd.Series(seg(e.fillna(1).to_numpy()), index=frame.index, dtype=object)
+    return out.where(e.notna(), "mid")
+
+
+# ---- the decay fit --------------------------------------------------------------------------
+@dataclass
+class DecayFit:
+    """``P(qualified | band, d) = p_band * (1 + d / d0) ** -alpha``, fitted by maximum
+    likelihood; ``cov_`` is the covariance of ``theta_`` = (logit p_band..., log d0,
+    log alpha)."""
+
+    bands: list[str]
+    theta_: np.ndarray
+    cov_: np.ndarray
+    n_: int
+    loglik_: float
+
+    @property
+    def d0(self) -> float:
+        return float(math.exp(self.theta_[-2]))
+
+    @property
+    def alpha(self) -> float:
+        return float(math.exp(self.theta_[-1]))
+
+    def p(self, band: str) -> float:
+        return float(special.expit(self.theta_[self.bands.index(band)]))
+
+    def table(self) -> pd.DataFrame:
+        """parameter / estimate / se (on the fitting scale) / 95% Wald interval."""
+        se = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
+        rows = []
+        for j, b in enumerate(self.bands):
+            t = self.theta_[j]
+            rows.append(dict(parameter=f"p_{b}", estimate=special.expit(t), se_link=se[j],
+                             ci_low=special.expit(t - Z95 * se[j]), ci_high=special.expit(t + Z95 * se[j])))
+        for j, name in ((-2, "d0_minutes"), (-1, "alpha")):
+            t = self.theta_[j]
+            rows.append(dict(parameter=name, estimate=math.exp(t), se_link=se[j],
+                             ci_low=math.exp(t - Z95 * se[j]), ci_high=math.exp(t + Z95 * se[j])))
+        return pd.DataFrame(rows)
+
+    def curve(self, d) -> pd.DataFrame:
+        """Q(d) with a pointwise 95% interval (delta method on log Q)."""
+        d = np.asarray(d, dtype=float)
+        a, d0 = self.alpha, self.d0
+        logq = -a * np.log1p(d / d0)
+        g_d0 = a * (d / d0) / (1 + d / d0)  # d log Q / d log d0
+        g_a = logq                          # d log Q / d log alpha
+        V = self.cov_[-2:, -2:]
+        var = g_d0**2 * V[0, 0] + 2 * g_d0 * g_a * V[0, 1] + g_a**2 * V[1, 1]
+        se = np.sqrt(np.clip(var, 0, None))
+        return pd.DataFrame({"delay_minutes": d, "q": np.exp(logq), "ci_low": np.exp(logq - Z95 * se),
+                             "ci_high": np.minimum(1.0, np.exp(logq + Z95 * se))})
+
+
+def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    k = x.size
+    H = np.empty((k, k))
+    for i in range(k):
+        for j in range(i, k):
+            e_i, e_j = np.eye(k)[i] * h, np.eye(k)[j] * h
+            H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (4 * h * h)
+    return H
+
+
+def fit_decay(delay_minutes, band, qualified, bands=BANDS_ROUTED) -> DecayFit:
+    """Maximum-likelihood fit of the band-controlled power-law decay (see ``DecayFit``).
+
+    Raises ``LabError`` when there are too few qualified leads, or no spread of delays,
+    to identify the curve."""
+    d = np.clip(np.asarray(delay_minutes, dtype=float), 0, None)
+    b = np.asarray(band, dtype=object)
+    y = np.asarray(qualified, dtype=float)
+    bands = [x for x in bands if (b == x).any()]
+    if y.sum() < 20 or (1 - y).sum() < 20 or not bands:
+        raise LabError(f"decay fit: {int(y.sum())} qualified of {y.size} mature routed leads with a first touch "
+                       "(rule: at least 20 qualified and 20 not qualified)")
+    if np.mean(d > 60) < 0.02:
+        raise LabError(f"decay fit: only {np.mean(d > 60):.1%} of first touches came after an hour "
+                       "(rule: at least 2%); the delays do not spread enough to identify the decay")
+    idx = np.array([bands.index(x) if x in bands else -1 for x in b])
+    keep = idx >= 0
+    d, y, idx = d[keep], y[keep], idx[keep]
+    nb = len(bands)
+
+    def nll(th):
+        logp = -np.logaddexp(0, -th[:nb])[idx]  # log expit
+        logq = -math.exp(th[-1]) * np.log1p(d / math.exp(th[-2]))
+        lp = np.minimum(logp + logq, -1e-12)
+        return -float(np.sum(y * lp + (1 - y) * np.log(-np.expm1(lp))))
+
+    x0 = np.concatenate([special.logit(np.clip([y[idx == j].mean() * 1.2 for j in range(nb)], 0.01, 0.99)),
+                         [math.log(max(np.median(d[d > 0]) if (d > 0).any() else 60.0, 1.0)), 0.0]])
+    best = None
+    for start_d0 in (x0[-2], math.log(30.0), math.log(600.0)):  # a few starts: d0 and alpha trade off
+        x = x0.copy()
+        x[-2] = start_d0
+        res = optimize.minimize(nll, x, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
+        res = optimize.minimize(nll, res.x, method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+        if best is None or res.fun < best.fun:
+            best = res
+    H = _hessian(nll, best.x)
+    try:
+        cov = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(H, np.nan)
+    if not np.all(np.isfinite(np.diag(cov))) or np.any(np.diag(cov) < 0):
+        cov = np.linalg.pinv(H)
+    return DecayFit(bands=bands, theta_=best.x, cov_=cov, n_=int(y.size), loglik_=-float(best.fun))
+
+
+# ---- the fitted funnel ----------------------------------------------------------------------
+@dataclass
+class FittedFunnel:
+    """What ``fit_scenario`` estimated: tidy tables with 95% intervals and the scenario.
+
+    Tables: ``volume`` (leads and MQLs per week), ``profile`` (168 hour-of-week weights),
+    ``channels`` (share and attributes per channel), ``response`` (first-response delay
+    quantiles), ``decay`` (parameters) and ``decay_fit`` (curve with ``.curve(d)``),
+    ``conversion`` (stage rates by band / segment), ``durations`` and ``deal_sizes``."""
+
+    scenario: Scenario
+    source: str
+    sha256: str
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    volume: pd.DataFrame
+    profile: np.ndarray
+    channels: pd.DataFrame
+    response: pd.DataFrame
+    decay: pd.DataFrame
+    decay_fit: DecayFit | None
+    conversion: pd.DataFrame
+    durations: pd.DataFrame
+    deal_sizes: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def scenario_dict(self) -> dict:
+        import json
+
+        return json.loads(self.scenario.model_dump_json())
+
+    def header(self) -> str:
+        from sim.io import code_version, now_utc
+
+        lines = [f"Scenario fitted to history by calibration.history.fit_scenario ({now_utc()})",
+                 f"source: {self.source}", f"source sha256: {self.sha256}", f"rows: {self.rows}",
+                 f"period: {self.start} .. {self.end} (local, {self.scenario.calendar.timezone})",
+                 f"code version: {code_version()}"]
+        lines += [f"note: {n}" for n in self.notes]
+        return "".join(f"# {ln}\n" for ln in lines)
+
+    def write(self, path) -> Path:
+        """Write the scenario YAML atomically, with a provenance header; returns the path."""
+        from sim.io import atomic_write_text
+
+        text = self.header() + yaml.safe_dump(self.scenario_dict(), sort_keys=False)
+        return atomic_write_text(path, text)
+
+    def summary(self) -> str:
+        """A few lines for the command line."""
+        s = self.scenario
+        lines = [f"{self.source}: {self.rows} leads, {self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}",
+                 f"leads/week {s.arrivals.leads_per_week:.1f}; channels "
+                 + ", ".join(f"{k} {v.share:.2f}" for k, v in s.arrivals.channels.items())]
+        r = self.response.set_index("quantile")
+        if len(r):
+            lines.append("first response (min): " + ", ".join(f"p{int(q * 100)} {r.loc[q, 'minutes']:.0f}" for q in r.index))
+        if len(self.decay):
+            lines.append("decay P(qualified | band, d) = p_band (1 + d/d0)^-alpha:")
+            for _, row in self.decay.iterrows():
+                lines.append(f"  {row['parameter']:<11} {row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ---- fitting ---------------------------------------------------------------------------------
+def _profile(created: pd.Series, start: pd.Timestamp, end: pd.Timestamp, pseudo: float = 0.5) -> np.ndarray:
+    """Hour-of-week weights (Monday 00:00 first): leads per hour of week divided by how
+    many times that hour occurs in the period, with ``pseudo`` leads added to every hour
+    so that an hour never seen keeps a small positive rate."""
+    how = (created.dt.dayofweek * 24 + created.dt.hour).to_numpy()
+    counts = np.bincount(how, minlength=168).astype(float)
+    hours = pd.date_range(start.floor("h"), end.floor("h"), freq="h")
+    exposure = np.bincount(hours.dayofweek * 24 + hours.hour, minlength=168).astype(float)
+    rate = (counts + pseudo) / np.maximum(exposure, 1.0)
+    return rate / rate.sum()
+
+
+def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
+    """Share and lead attributes per channel, inverted through ``sim.arrivals.sample_leads``
+    (web visits are 1 + Poisson; pricing visits are 1.8x as frequent after a demo request)."""
+    from sim.arrivals import TARGET_INDUSTRIES, TARGET_REGIONS
+
+    ch = df["channel"].fillna("unknown").astype(str) if "channel" in df else pd.Series("all", index=df.index)
+    n = len(df)
+    rows, out = [], {}
+    for name, g in df.groupby(ch, sort=True):
+        p, lo, hi = wilson(len(g), n)
+        c = base.arrivals.channels.get(name)
+        c = c.model_dump() if c is not None else type(next(iter(base.arrivals.channels.values())))().model_dump()
+        c["share"] = p
+        if "employee_count" in g and g["employee_count"].notna().sum() >= 2:
+            le = np.log(g["employee_count"].dropna().clip(lower=1).to_numpy(float))
+            c["employee_count_median"] = float(np.exp(le.mean()))
+            c["employee_count_sigma"] = float(max(le.std(ddof=1), 0.05))
+        if "industry_fit" in g and g["industry_fit"].notna().any():
+            c["target_industry_share"] = float((g["industry_fit"].dropna() == "target").mean())
+        elif "industry" in g and g["industry"].notna().any():
+            c["target_industry_share"] = float(g["industry"].dropna().isin(TARGET_INDUSTRIES).mean())
+        if "region_fit" in g and g["region_fit"].notna().any():
+            c["target_region_share"] = float((g["region_fit"].dropna() == "target").mean())
+        elif "region" in g and g["region"].notna().any():
+            c["target_region_share"] = float(g["region"].dropna().isin(TARGET_REGIONS).mean())
+        if "seniority" in g:
+            sen = g["seniority"].dropna()
+            sen = sen[sen.isin(SENIORITY)]
+            if len(sen):
+                vc = sen.value_counts()
+                c["seniority"] = {s: float(vc.get(s, 0)) / len(sen) for s in SENIORITY}
+                c["seniority"][SENIORITY[-1]] = 1.0 - sum(c["seniority"][s] for s in SENIORITY[:-1])
+        demo = float((g["demo_requests"].fillna(0) > 0).mean()) if "demo_requests" in g else c["demo_request_rate"]
+        c["demo_request_rate"] = demo
+        if "pricing_page_visits" in g:
+            c["pricing_page_visits_mean"] = float(g["pricing_page_visits"].fillna(0).mean()) / (1 + 0.8 * demo)
+        if "web_visits" in g:
+            c["web_visits_mean"] = max(float(g["web_visits"].fillna(1).mean()) - 1.0, 0.0)
+        for col in ("content_downloads", "webinars"):
+            if col in g:
+                c[f"{col}_mean"] = float(g[col].fillna(0).mean())
+        out[name] = c
+        rows.append(dict(channel=name, n=len(g), share=p, ci_low=lo, ci_high=hi,
+                         **{k: v for k, v in c.items() if k not in ("share", "seniority")}))
+    return pd.DataFrame(rows), out
+
+
+def _censored_exp_mean(durations: np.ndarray, exposures: np.ndarray) -> tuple[float, float, float, int]:
+    """Exponential mean from observed durations and right-censored exposures (MLE: total
+    time at risk / events) with the exact chi-square 95% interval."""
+    k = int(np.size(durations))
+    total = float(np.sum(durations) + np.sum(exposures))
+    if k == 0:
+        return math.nan, math.nan, math.nan, 0
+    return total / k, 2 * total / stats.chi2.ppf(0.975, 2 * k), 2 * total / stats.chi2.ppf(0.025, 2 * k), k
+
+
+def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mature_days: float = 21.0,
+                 opp_window_days: float = 60.0) -> FittedFunnel:
+    """Fit a scenario to a CRM export; see the module docstring for the model and caveats.
+
+    Parameters
+    ----------
+    export : CSV or Parquet file, one row per lead.
+    mapping : mapping file (or ``calibration.mapping.Mapping``) naming its columns.
+    base : scenario (object or YAML path) supplying everything an export cannot tell:
+        calendar hours, team hours and handling, routing, SLA, scoring, nurture,
+        economics, contact odds and channel costs. Default: ``Scenario()``.
+    mature_days : only MQLs at least this old at the export's end count for
+        qualification and sales' decision (right-censoring).
+    opp_window_days : only SQLs at least this old count for SQL -> opportunity.
+
+    Returns
+    -------
+    FittedFunnel
+    """
+    from sim.scenario import load_scenario
+
+    if base is None:
+        base = Scenario()
+    elif not isinstance(base, Scenario):
+        base = load_scenario(base)
+    tz = base.calendar.timezone
+    df, data = read_history(export, mapping, tz)
+    notes: list[str] = []
+    start = df["created_at"].min().floor("D")
+    end = max(df[c].max() for c in TIMES if c in df and df[c].notna().any())
+    days = max(1, math.ceil((end - start) / pd.Timedelta(days=1)))
+    weeks = ((end - start) / pd.Timedelta(days=1)) / 7.0
+    df["segment"] = segment_of(df)
+
+    # Volume and shape of arrivals.
+    n = len(df)
+    mql = df[df["mql_at"].notna()]
+    vol = []
+    for name, k in (("leads_per_week", n), ("mql_per_week", len(mql))):
+        lo, hi = (stats.chi2.ppf(0.025, 2 * k) / 2, stats.chi2.ppf(0.975, 2 * k + 2) / 2) if k else (0.0, 3.69)
+        vol.append(dict(quantity=name, estimate=k / weeks, ci_low=lo / weeks, ci_high=hi / weeks, n=k))
+    volume = pd.DataFrame(vol)
+    profile = _profile(df["created_at"], start, end)
+    channels, channel_docs = _channels(df, base)
+
+    # Response time: first touch after becoming an MQL, wall-clock minutes.
+    delay = ((df["first_response_at"] - df["mql_at"]).dt.total_seconds() / 60.0) if "first_response_at" in df \
+        else pd.Series(np.nan, index=df.index)
+    rt = delay.dropna().clip(lower=0).to_numpy()
+    response = pd.DataFrame([dict(quantile=q, minutes=m, ci_low=lo, ci_high=hi, n=rt.size)
+                             for q in (0.25, 0.5, 0.75, 0.9, 0.95) for m, lo, hi in [quantile_ci(rt, q)]])
+
+    # Qualification vs first-touch delay, by band, in mature cohorts.
+    band = df["band"].astype(object).where(df["band"].isin(BANDS_ROUTED), None) if "band" in df \
+        else pd.Series("mql", index=df.index, dtype=object)
+    sal = df["sal_at"].notna() if "sal_at" in df else pd.Series(False, index=df.index)
+    rej = df["rejection_reason"].notna() if "rejection_reason" in df else pd.Series(False, index=df.index)
+    qualified = sal | rej
+    mature = df["mql_at"].notna() & (df["mql_at"] <= end - pd.Timedelta(days=mature_days)) & band.notna()
+    sample = mature & delay.notna()
+    decay_fit, decay_tab = None, pd.DataFrame(columns=["parameter", "estimate", "se_link", "ci_low", "ci_high"])
+    try:
+        decay_fit = fit_decay(delay[sample].to_numpy(), band[sample].to_numpy(), qualified[sample].to_numpy())
+        decay_tab = decay_fit.table()
+    except LabError as exc:
+        notes.append(f"decay not fitted, base scenario's kept: {exc}")
+
+    # Stage rates.
+    conv = []
+    for b in BANDS_ROUTED:
+        m = mature & (band == b)
+        conv.append(_rate_row("mql_to_sal_decision", b, (qualified & m).sum(), m.sum()))
+        dec = m & qualified
+        conv.append(_rate_row("sal_accept", b, (dec & sal & ~rej).sum(), dec.sum()))
+    rejected = df.loc[mature & rej, "rejection_reason"] if "rejection_reason" in df else pd.Series(dtype=object)
+    for r in REASONS:
+        conv.append(_rate_row("rejection_share", r, (rejected == r).sum(), len(rejected)))
+    if "sql_at" in df:
+        sql = df[df["sql_at"].notna() & (df["sql_at"] <= end - pd.Timedelta(days=opp_window_days))]
+        has_opp = sql["opportunity_at"].notna() if "opportunity_at" in sql else pd.Series(False, index=sql.index)
+        for s in SEGMENTS:
+            m = sql["segment"] == s
+            conv.append(_rate_row("sql_to_opportunity", s, (has_opp & m).sum(), m.sum()))
+    opp = df[df["opportunity_at"].notna()] if "opportunity_at" in df else df.iloc[:0]
+    closed = opp[opp["closed_at"].notna()] if "closed_at" in opp else opp.iloc[:0]
+    for s in SEGMENTS:
+        c = closed[closed["segment"] == s]
+        conv.append(_rate_row("win", s, (c["outcome"] == "won").sum(), len(c)))
+        conv.append(_rate_row("no_decision", s, (c["outcome"] == "no_decision").sum(), len(c)))
+    conversion = pd.DataFrame(conv)
+
+    # Durations (days).
+    dur = []
+    acc = df[sal & ~rej & df["first_response_at"].notna()] if "first_response_at" in df else df.iloc[:0]
+    x = ((acc["sal_at"] - acc["first_response_at"]).dt.total_seconds() / 86400.0).to_numpy()
+    dur.append(dict(quantity="disposition_days", group="all", estimate=x.mean() if x.size else math.nan,
+                     ci_low=x.mean() - Z95 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else math.nan,
+                     ci_high=x.mean() + Z95 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else math.nan, n=x.size))
+    if "sql_at" in df:
+        o = sql[has_opp]
+        x = ((o["opportunity_at"] - o["sql_at"]).dt.total_seconds() / 86400.0).to_numpy()
+        m, lo, hi, k = _censored_exp_mean(x, np.array([]))
+        dur.append(dict(quantity="sql_to_opportunity_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k))
+    for s in SEGMENTS:
+        o = opp[opp["segment"] == s]
+        done = o["closed_at"].notna()
+        obs = ((o.loc[done, "closed_at"] - o.loc[done, "opportunity_at"]).dt.total_seconds() / 86400.0).to_numpy()
+        cens = ((end - o.loc[~done, "opportunity_at"]).dt.total_seconds() / 86400.0).to_numpy()
+        m, lo, hi, k = _censored_exp_mean(obs, cens)
+        dur.append(dict(quantity="days_to_close", group=s, estimate=m, ci_low=lo, ci_high=hi, n=k))
+    durations = pd.DataFrame(dur)
+
+    # Deal sizes: lognormal per segment, one pooled sigma.
+    deal = []
+    resid = []
+    amt = opp[opp["amount"].notna() & (opp["amount"] > 0)] if "amount" in opp else opp.iloc[:0]
+    for s in SEGMENTS:
+        la = np.log(amt.loc[amt["segment"] == s, "amount"].to_numpy(float))
+        if la.size >= 2:
+            se = la.std(ddof=1) / math.sqrt(la.size)
+            t = stats.t.ppf(0.975, la.size - 1)
+            deal.append(dict(quantity="deal_size_median", group=s, estimate=math.exp(la.mean()),
+                             ci_low=math.exp(la.mean() - t * se), ci_high=math.exp(la.mean() + t * se), n=la.size))
+            resid.append(la - la.mean())
+    if resid:
+        r = np.concatenate(resid)
+        dof = r.size - len(resid)
+        sig = math.sqrt((r**2).sum() / max(dof, 1))
+        deal.append(dict(quantity="deal_size_sigma", group="all", estimate=sig,
+                         ci_low=sig * math.sqrt(dof / stats.chi2.ppf(0.975, dof)),
+                         ci_high=sig * math.sqrt(dof / stats.chi2.ppf(0.025, dof)), n=r.size))
+    deal_sizes = pd.DataFrame(deal, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
+
+    owners = int(df["owner_id"].dropna().nunique()) if "owner_id" in df else 0
+    scn = _build(base, Path(export), start, days, n / weeks, profile, channel_docs, decay_fit, conversion,
+                 durations, deal_sizes, owners, notes)
+    return FittedFunnel(scenario=scn, source=str(export), sha256=data.sha256, rows=n, start=start, end=end,
+                        volume=volume, profile=profile, channels=channels, response=response, decay=decay_tab,
+                        decay_fit=decay_fit, conversion=conversion, durations=durations,
+                        deal_sizes=deal_sizes, notes=notes)
+
+
+def _est(table: pd.DataFrame, quantity: str, group: str, default: float, notes: list, lo=None, hi=None) -> float:
+    r = table[(table["quantity"] == quantity) & (table["group"] == group)]
+    v = float(r["estimate"].iloc[0]) if len(r) else math.nan
+    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        notes.append(f"{quantity}[{group}]: no usable data; kept the base value {default:g}")
+        return default
+    return v
+
+
+def _build(base: Scenario, export: Path, start, days, leads_per_week, profile, channel_docs, decay_fit,
+           conversion, durations, deal_sizes, owners, notes) -> Scenario:
+    """The fitted numbers written over the base scenario, validated."""
+    doc = base.model_dump(mode="json")
+    cal = doc["calendar"]
+    cal["start_date"] = str(start.date())
+    cal["horizon_days"] = int(days)
+    cal["warmup_days"] = int(min(cal["warmup_days"], days - 1))
+    doc["name"] = f"fitted_{export.stem}"
+    doc["description"] = f"Fitted to {export.name} by calibration.history.fit_scenario."
+    doc["arrivals"] = {"leads_per_week": float(leads_per_week), "profile": [float(w) for w in profile],
+                       "channels": channel_docs}
+    if owners > 0 and doc["team"].get("shifts") is None and not doc["team"].get("unlimited"):
+        doc["team"]["sdrs"] = owners
+    cv = doc["conversion"]
+    A = base.team.max_attempts
+    if decay_fit is not None:
+        doc["decay"]["contact"] = {"kind": "none"}
+        doc["decay"]["qualification"] = {"kind": "power", "d0_minutes": decay_fit.d0, "alpha": decay_fit.alpha}
+        for b in BANDS_ROUTED:
+            if b not in decay_fit.bands:
+                continue
+            p = min(decay_fit.p(b), 0.999)
+            c = cv["contact_prob"][b]
+            reach = 1 - (1 - c) ** A  # with C = 1: P(qualified) = q Q(d) reach / c
+            if p > reach:  # the base contact odds cannot reach p in A attempts: raise them
+                c = 1 - (1 - p) ** (1 / A)
+                reach = p
+                cv["contact_prob"][b] = c
+            cv["qualify_prob"][b] = min(c, p * c / reach)
+    for b in BANDS_ROUTED:
+        cv["sal_accept_prob"][b] = _est(conversion, "sal_accept", b, cv["sal_accept_prob"][b], notes, 0, 1)
+    rej = conversion[conversion["quantity"] == "rejection_share"]
+    if rej["n"].max() > 0:
+        cv["rejection_mix"] = {r: float(v) for r, v in zip(rej["group"], rej["estimate"])}
+    for s in SEGMENTS:
+        cv["sql_to_opportunity"][s] = _est(conversion, "sql_to_opportunity", s, cv["sql_to_opportunity"][s], notes, 0, 1)
+        w = _est(conversion, "win", s, cv["win_prob"][s], notes, 0, 1)
+        nd = _est(conversion, "no_decision", s, cv["no_decision_prob"][s], notes, 0, 1)
+        cv["win_prob"][s], cv["no_decision_prob"][s] = w, min(nd, 1 - w)
+        cv["days_to_close_mean"][s] = _est(durations, "days_to_close", s, cv["days_to_close_mean"][s], notes, 1e-6)
+        cv["deal_size_median"][s] = _est(deal_sizes, "deal_size_median", s, cv["deal_size_median"][s], notes, 1e-6)
+    cv["disposition_days_mean"] = _est(durations, "disposition_days", "all", cv["disposition_days_mean"], notes, 1e-6)
+    cv["days_sql_to_opportunity_mean"] = _est(durations, "sql_to_opportunity_days", "all",
+                                              cv["days_sql_to_opportunity_mean"], notes, 1e-6)
+    cv["deal_size_sigma"] = _est(deal_sizes, "deal_size_sigma", "all", cv["deal_size_sigma"], notes, 1e-6)
+    return build_scenario(doc, source=f"scenario fitted to {export}")
