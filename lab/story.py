@@ -13,6 +13,7 @@ Markdown a director reads in a minute; ``policy_table`` lays the policies side b
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -338,3 +339,113 @@ def assumptions_and_risks(rec: Recommendation, kpis: pd.DataFrame, scenario=None
     lines.append("- The simulation models the team and the funnel, not people: adoption, training and "
                  "morale effects of a change are outside it. Pilot with one team before rolling out.")
     return "\n".join(lines)
+
+
+def effect_table(rec: Recommendation) -> pd.DataFrame:
+    """The recommended policy's effect per KPI in words: today, with the change, the difference."""
+    rows = []
+    for e in rec.effects.itertuples():
+        rows.append({"": label(e.kpi).capitalize(),
+                     "today": fmt(e.kpi, e.baseline),
+                     f"with {rec.policy}": fmt(e.kpi, e.policy),
+                     "difference": fmt(e.kpi, e.effect, signed=True),
+                     "95% interval": f"{fmt(e.kpi, e.low, signed=True)} to {fmt(e.kpi, e.high, signed=True)}",
+                     "change": f"{e.relative:+.0%}" if e.relative == e.relative else ""})
+    return pd.DataFrame(rows).set_index("")
+
+
+# ------------------------------------------------------------------ saved outputs
+
+
+@dataclass
+class SavedSweep:
+    """A sweep read back from the folder ``sim.output.write_result`` wrote."""
+
+    path: Path
+    kpis: pd.DataFrame
+    summary: pd.DataFrame
+    meta: dict
+    leads: pd.DataFrame | None = None
+
+    @property
+    def policies(self) -> list[str]:
+        return list(self.meta.get("policies") or dict.fromkeys(self.summary["policy"]))
+
+    @property
+    def cutoffs(self) -> dict[str, float]:
+        """Policy -> the MQL cut-off its scenario used."""
+        return {n: float(s["scoring"]["mql"]) for n, s in self.meta.get("scenarios", {}).items()
+                if s.get("scoring", {}).get("mql") is not None}
+
+    @property
+    def measured_weeks(self) -> float | None:
+        """Weeks of the horizon after the warm-up (the period the KPIs cover)."""
+        for s in self.meta.get("scenarios", {}).values():
+            cal = s["calendar"]
+            return (cal["horizon_days"] - cal["warmup_days"]) / 7.0
+        return None
+
+
+def load_sweep(path) -> SavedSweep:
+    """Read ``kpis``, ``summary``, ``run.json`` and, if saved, ``leads`` of a sweep folder."""
+    import json
+
+    path = Path(path)
+    if not (path / "run.json").exists():
+        raise FileNotFoundError(f"{path}: no saved sweep here (run.json missing); run the policy notebook first")
+    leads = path / "leads.parquet"
+    return SavedSweep(path=path, kpis=pd.read_parquet(path / "kpis.parquet"),
+                      summary=pd.read_parquet(path / "summary.parquet"),
+                      meta=json.loads((path / "run.json").read_text()),
+                      leads=pd.read_parquet(leads) if leads.exists() else None)
+
+
+def find_points_table(model: str | Path) -> Path:
+    """The points table of a saved model: the file itself, or the table inside a model folder."""
+    from sim.scoring import PointsTable
+
+    model = Path(model)
+    if model.is_file():
+        return model
+    names = ["points.yaml", "points_table.yaml", "points.csv", "points_table.csv"]
+    found = [model / n for n in names if (model / n).exists()]
+    found += sorted(p for p in model.glob("*.y*ml") if p not in found)
+    for p in found:
+        try:
+            PointsTable.load(p)
+            return p
+        except Exception:  # not a points table (a manifest, diagnostics...): keep looking
+            continue
+    raise FileNotFoundError(f"{model}: no points table found (looked for {', '.join(names)})")
+
+
+def points_overview(model: str | Path) -> pd.DataFrame:
+    """The points table in use, criterion by criterion, as a CRM admin would type it."""
+    from sim.scoring import PointsTable
+
+    path = find_points_table(model)
+    table = PointsTable.load(path)
+    rows = table.rows[["criterion", "value", "points"]].copy()
+    rows["criterion"] = rows["criterion"].str.replace("_", " ")
+    rows = rows.sort_values(["criterion", "points"], ascending=[True, False], kind="stable")
+    th = table.thresholds
+    rows.attrs["thresholds"] = th
+    return rows.set_index(["criterion", "value"])
+
+
+def provenance(*sweeps: SavedSweep, model: str | Path | None = None) -> pd.DataFrame:
+    """Where each input came from: folder, seed, replications, policies and code version."""
+    rows = []
+    for s in sweeps:
+        reps = s.meta.get("replications") or {}
+        rows.append({"input": s.path.name, "folder": str(s.path), "seed": s.meta.get("seed"),
+                     "replications per policy": ", ".join(sorted({str(v) for v in reps.values()})),
+                     "policies": ", ".join(s.policies), "code version": s.meta.get("code_version"),
+                     "created": s.meta.get("created_at")})
+    if model is not None:
+        try:
+            p = find_points_table(model)
+            rows.append({"input": "scoring model", "folder": str(p)})
+        except FileNotFoundError as exc:
+            rows.append({"input": "scoring model", "folder": str(exc)})
+    return pd.DataFrame(rows).set_index("input").fillna("")
