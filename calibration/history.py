@@ -113,14 +113,14 @@ def read_history(export, mapping, tz: str) -> tuple[pd.DataFrame, object]:
 
 
 # ---- small estimators -----------------------------------------------------------------------
-def wilson(k, n) -> tuple[float, float, float]:
-    """Proportion k / n with its 95% Wilson interval (nan when n = 0)."""
+def wilson(k, n, z: float = Z95) -> tuple[float, float, float]:
+    """Proportion k / n with its Wilson interval (95% by default; nan when n = 0)."""
     if n <= 0:
         return math.nan, math.nan, math.nan
     p = k / n
-    den = 1 + Z95**2 / n
-    mid = (p + Z95**2 / (2 * n)) / den
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / den
+    den = 1 + z**2 / n
+    mid = (p + z**2 / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n * n)) / den
     return p, max(0.0, mid - half), min(1.0, mid + half)
 
 
@@ -332,10 +332,10 @@ def _profile(created: pd.Series, start: pd.Timestamp, end: pd.Timestamp, pseudo:
     """Hour-of-week weights (Monday 00:00 first): leads per hour of week divided by how
     many times that hour occurs in the period, with ``pseudo`` leads added to every hour
     so that an hour never seen keeps a small positive rate."""
-    how = (created.dt.dayofweek * 24 + created.dt.hour).to_numpy()
+    how = (created.dt.day_of_week * 24 + created.dt.hour).to_numpy()
     counts = np.bincount(how, minlength=168).astype(float)
     hours = pd.date_range(start.floor("h"), end.floor("h"), freq="h")
-    exposure = np.bincount(hours.dayofweek * 24 + hours.hour, minlength=168).astype(float)
+    exposure = np.bincount(hours.day_of_week * 24 + hours.hour, minlength=168).astype(float)
     rate = (counts + pseudo) / np.maximum(exposure, 1.0)
     return rate / rate.sum()
 
@@ -348,8 +348,12 @@ def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
     ch = df["channel"].fillna("unknown").astype(str) if "channel" in df else pd.Series("all", index=df.index)
     n = len(df)
     rows, out = [], {}
+    # The shares are one multinomial: besides each share's own 95% interval, give
+    # simultaneous 95% intervals for the whole mix (Bonferroni over the k channels).
+    z_joint = stats.norm.ppf(1 - 0.025 / max(ch.nunique(), 1))
     for name, g in df.groupby(ch, sort=True):
         p, lo, hi = wilson(len(g), n)
+        _, jlo, jhi = wilson(len(g), n, z_joint)
         c = base.arrivals.channels.get(name)
         c = c.model_dump() if c is not None else type(next(iter(base.arrivals.channels.values())))().model_dump()
         c["share"] = p
@@ -382,7 +386,7 @@ def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
             if col in g:
                 c[f"{col}_mean"] = float(g[col].fillna(0).mean())
         out[name] = c
-        rows.append(dict(channel=name, n=len(g), share=p, ci_low=lo, ci_high=hi,
+        rows.append(dict(channel=name, n=len(g), share=p, ci_low=lo, ci_high=hi, joint_ci_low=jlo, joint_ci_high=jhi,
                          **{k: v for k, v in c.items() if k not in ("share", "seniority")}))
     return pd.DataFrame(rows), out
 
