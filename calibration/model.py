@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 MISSING = "__missing__"
 
@@ -78,6 +79,12 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Learn the levels, choose C by cross-validated log loss, fit; returns self."""
         self._validate_params()
+        # The design is narrow (a few hundred levels): BLAS threads only add start-up cost,
+        # which on a busy 2-core machine made lbfgs ten times slower.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight):
         if not len(self.Cs) or any(not (float(c) > 0) for c in self.Cs):
             raise ValueError(f"The 'Cs' parameter of LeadScoringModel must be positive numbers. Got {self.Cs!r} instead.")
         X = _frame(X)
@@ -158,7 +165,9 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
                 code[np.isnan(x)] = len(cuts) + 1
             else:
                 cats = self.categories_[c]
-                code = pd.Categorical(_as_text(X[c]), categories=cats).codes.astype(np.int32)
+                # Categories match case-insensitively, as in sim.scoring.PointsTable.
+                code = pd.Categorical(_as_text(X[c]).str.lower(), categories=[k.lower() for k in cats]
+                                      ).codes.astype(np.int32)
                 code[code < 0] = len(cats)
             out[:, j] = code
         return out
@@ -236,9 +245,14 @@ def _integer_cuts(s: pd.Series, n_bins: int) -> np.ndarray:
 
 
 def _frequent(s: pd.Series, min_frequency: float, max_categories: int) -> list[str]:
-    counts = _as_text(s).value_counts()
+    # Spellings that differ only in case ("google", "Google") are one category, shown
+    # with its most frequent spelling.
+    text = _as_text(s).dropna()
+    spell = text.value_counts()
+    counts = spell.groupby(spell.index.str.lower(), sort=False).sum().sort_values(ascending=False, kind="stable")
+    shown = {k.lower(): k for k in spell.index[::-1]}
     counts = counts[counts >= max(1, min_frequency * len(s))]
-    return list(counts.index[:max_categories])
+    return [shown[k] for k in counts.index[:max_categories]]
 
 
 def _as_text(s: pd.Series) -> pd.Series:
