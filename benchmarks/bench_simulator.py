@@ -1,0 +1,119 @@
+"""Simulator benchmark (issue 2, section 7): run with ``python benchmarks/bench_simulator.py``.
+
+Side by side on the M/M/c case (200,000 leads, c = 6, utilisation 0.83): leads per second
+in this simulator, in ciw on the same model, and in a plain process-per-lead SimPy model;
+then seconds per replication of the full baseline quarter, and a policy sweep on all
+cores. Figures are printed; no target is asserted here (speed is not a test).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import simpy
+
+from sim.experiment import run_sweep
+from sim.model import run_replication
+from sim.paths import SCENARIOS
+from sim.scenario import load_policies, load_scenario
+
+LAM, MEAN_SERVICE, C = 1.0, 5.0, 6  # per minute; rho = LAM * MEAN_SERVICE / C = 0.83
+
+
+def lab_mmc(n: int) -> float:
+    days = int(np.ceil(n / LAM / 1440))
+    scn = load_scenario(SCENARIOS / "mmc.yaml", {"calendar.horizon_days": days, "calendar.warmup_days": 1,
+                                                 "team.sdrs": C, "team.handling_time.mean_minutes": MEAN_SERVICE})
+    t = time.perf_counter()
+    r = run_replication(scn, 0)
+    dt = time.perf_counter() - t
+    return len(r.leads) / dt, float(r.episodes["response_minutes"].mean())
+
+
+def ciw_mmc(n: int) -> float:
+    import ciw
+
+    net = ciw.create_network(arrival_distributions=[ciw.dists.Exponential(LAM)],
+                             service_distributions=[ciw.dists.Exponential(1 / MEAN_SERVICE)],
+                             number_of_servers=[C])
+    ciw.seed(1)
+    sim = ciw.Simulation(net)
+    t = time.perf_counter()
+    sim.simulate_until_max_time(n / LAM)
+    dt = time.perf_counter() - t
+    recs = sim.get_all_records()
+    return len(recs) / dt, float(np.mean([r.waiting_time for r in recs]))
+
+
+def simpy_mmc(n: int) -> float:
+    rng = np.random.default_rng(1)
+    env = simpy.Environment()
+    sdrs = simpy.Resource(env, capacity=C)
+    waits = []
+
+    def lead(env, service):
+        arrive = env.now
+        with sdrs.request() as req:
+            yield req
+            waits.append(env.now - arrive)
+            yield env.timeout(service)
+
+    def source(env):
+        gaps = rng.exponential(1 / LAM, n)
+        services = rng.exponential(MEAN_SERVICE, n)
+        for g, s in zip(gaps, services):
+            yield env.timeout(g)
+            env.process(lead(env, s))
+
+    env.process(source(env))
+    t = time.perf_counter()
+    env.run()
+    dt = time.perf_counter() - t
+    return n / dt, float(np.mean(waits))
+
+
+def baseline_quarter(reps: int) -> float:
+    scn = load_scenario(SCENARIOS / "baseline.yaml")
+    run_replication(scn, 0)  # warm caches and imports
+    t = time.perf_counter()
+    leads = 0
+    for r in range(reps):
+        leads += len(run_replication(scn, r).leads)
+    return (time.perf_counter() - t) / reps, leads / reps
+
+
+def sweep(policies: int, reps: int, jobs: int) -> float:
+    _, pols = load_policies(SCENARIOS / "policies.yaml")
+    names = list(pols)
+    chosen = {f"{names[k % len(names)]}#{k}": pols[names[k % len(names)]] for k in range(policies)}
+    t = time.perf_counter()
+    run_sweep(chosen, replications=reps, n_jobs=jobs, progress=True)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--leads", type=int, default=200_000)
+    ap.add_argument("--baseline-reps", type=int, default=5)
+    ap.add_argument("--sweep-policies", type=int, default=20)
+    ap.add_argument("--sweep-reps", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    a = ap.parse_args()
+    print(f"M/M/c, {a.leads:,} leads, c = {C}, utilisation {LAM * MEAN_SERVICE / C:.2f} "
+          f"(Erlang C mean wait 2.94 min)")
+    rows = [("smarketing-lab", *lab_mmc(a.leads)), ("ciw", *ciw_mmc(a.leads)), ("plain SimPy", *simpy_mmc(a.leads))]
+    for name, rate, wq in rows:
+        print(f"  {name:16s} {rate:10,.0f} leads/s   mean wait {wq:5.2f} min")
+    print(f"  speed-up: {rows[0][1] / rows[1][1]:.2f}x ciw, {rows[0][1] / rows[2][1]:.2f}x plain SimPy")
+    sec, n = baseline_quarter(a.baseline_reps)
+    print(f"baseline quarter: {sec:.3f} s per replication ({n:,.0f} leads)")
+    total = a.sweep_policies * a.sweep_reps
+    dt = sweep(a.sweep_policies, a.sweep_reps, a.jobs)
+    print(f"sweep: {a.sweep_policies} policies x {a.sweep_reps} replications on {a.jobs} workers: {dt:.1f} s "
+          f"({dt / total:.3f} s per replication; 100 x 20 would take about {dt / total * 2000 / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
