@@ -470,6 +470,9 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     try:
         decay_fit = fit_decay(delay[sample].to_numpy(), band[sample].to_numpy(), qualified[sample].to_numpy())
         decay_tab = decay_fit.table()
+        if decay_fit.d0 > 1e6 or not np.all(np.isfinite(decay_tab["se_link"])):
+            notes.append(f"decay: no decline with delay detected (d0 = {decay_fit.d0:.3g} min): the curve is flat "
+                         "and the Wald intervals of d0 and alpha are not meaningful; read decay_fit.curve(d)")
     except LabError as exc:
         notes.append(f"decay not fitted, base scenario's kept: {exc}")
 
