@@ -72,8 +72,21 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
     return sign + text
 
 
-def label(kpi: str) -> str:
-    return LABELS.get(kpi, (kpi.replace("_", " "), ""))[0]
+def label(kpi: str, capital: bool = False) -> str:
+    """The KPI in plain words ("pipeline created"); ``capital`` for the start of a line."""
+    text = LABELS.get(kpi, (kpi.replace("_", " "), ""))[0]
+    return text[:1].upper() + text[1:] if capital else text
+
+
+def _bounds(kpi: str, low: float, high: float) -> tuple[float, float]:
+    # A t-interval over few replications can cross what a KPI can take (a negative count,
+    # a share above 100%): show the interval cut to the possible range.
+    kind = LABELS.get(kpi, (kpi, "number"))[1]
+    if kind in ("count", "money", "minutes", "share", "ratio"):
+        low = max(low, 0.0)
+    if kind == "share":
+        high = min(high, 1.0)
+    return low, high
 
 
 def policy_table(summary: pd.DataFrame, policies=None, kpis=None) -> pd.DataFrame:
@@ -83,7 +96,8 @@ def policy_table(summary: pd.DataFrame, policies=None, kpis=None) -> pd.DataFram
     s = summary[summary["kpi"].isin(kpis) & summary["policy"].isin(policies)]
     cells = {}
     for r in s.itertuples():
-        cells[(r.kpi, r.policy)] = f"{fmt(r.kpi, r.mean)} ({fmt(r.kpi, r.ci_low)} - {fmt(r.kpi, r.ci_high)})"
+        lo, hi = _bounds(r.kpi, r.ci_low, r.ci_high)
+        cells[(r.kpi, r.policy)] = f"{fmt(r.kpi, r.mean)} ({fmt(r.kpi, lo)} - {fmt(r.kpi, hi)})"
     rows = [k for k in kpis if any((k, p) in cells for p in policies)]
     out = pd.DataFrame([[cells.get((k, p), "") for p in policies] for k in rows],
                        index=[label(k) for k in rows], columns=policies)
@@ -152,6 +166,7 @@ class Recommendation:
     candidates: pd.DataFrame  # policy, objective mean, within_limits, reasons
     descriptions: dict = field(default_factory=dict)
     changes: dict = field(default_factory=dict)
+    compared: str = ""  # the policy ``effects`` describes: the pick, or the runner-up when the pick is the baseline
 
     @property
     def is_baseline(self) -> bool:
@@ -195,9 +210,13 @@ def recommend(kpis: pd.DataFrame, baseline: str = "baseline", objective: str = "
         for pol in policies.policies:
             descriptions[pol.name] = pol.description
             changes[pol.name] = dict(pol.set)
+    # Keeping the baseline still shows what the best alternative would have done.
+    others = cand[cand["policy"] != baseline]
+    compared = pick if pick != baseline or others.empty else others.iloc[0]["policy"]
+    names = list(dict.fromkeys([objective] + EFFECT_KPIS))
     return Recommendation(policy=pick, baseline=baseline, objective=objective, limits=limits,
-                          effects=effects(kpis, pick, baseline, list(dict.fromkeys(EFFECT_KPIS + [objective]))),
-                          candidates=cand, descriptions=descriptions, changes=changes)
+                          effects=effects(kpis, compared, baseline, names), candidates=cand,
+                          descriptions=descriptions, changes=changes, compared=compared)
 
 
 def _interval(kpi: str, e: pd.Series) -> str:
@@ -221,7 +240,8 @@ def headline(rec: Recommendation, summary: pd.DataFrame | None = None, horizon_w
                 f"workload within limits.")
         if len(runner):
             r = runner.iloc[0]
-            text += f" The closest, **{r['policy']}**, was set aside because {r['reasons'] or 'it did not clear the bar'}."
+            text += (f" The closest, **{r['policy']}**, was set aside because {r['reasons'] or 'it did not clear the bar'};"
+                     f" the table below shows what it would change.")
         return text
     desc = rec.descriptions.get(rec.policy) or ""
     change = rec.changes.get(rec.policy) or {}
@@ -345,9 +365,9 @@ def effect_table(rec: Recommendation) -> pd.DataFrame:
     """The recommended policy's effect per KPI in words: today, with the change, the difference."""
     rows = []
     for e in rec.effects.itertuples():
-        rows.append({"": label(e.kpi).capitalize(),
+        rows.append({"": label(e.kpi, capital=True),
                      "today": fmt(e.kpi, e.baseline),
-                     f"with {rec.policy}": fmt(e.kpi, e.policy),
+                     f"with {rec.compared}": fmt(e.kpi, e.policy),
                      "difference": fmt(e.kpi, e.effect, signed=True),
                      "95% interval": f"{fmt(e.kpi, e.low, signed=True)} to {fmt(e.kpi, e.high, signed=True)}",
                      "change": f"{e.relative:+.0%}" if e.relative == e.relative else ""})
@@ -427,7 +447,8 @@ def points_overview(model: str | Path) -> pd.DataFrame:
     table = PointsTable.load(path)
     rows = table.rows[["criterion", "value", "points"]].copy()
     rows["criterion"] = rows["criterion"].str.replace("_", " ")
-    rows = rows.sort_values(["criterion", "points"], ascending=[True, False], kind="stable")
+    rows["points"] = [f"{p:g}" for p in rows["points"]]
+    rows = rows.sort_values(["criterion"], kind="stable")
     th = table.thresholds
     rows.attrs["thresholds"] = th
     return rows.set_index(["criterion", "value"])
@@ -448,4 +469,4 @@ def provenance(*sweeps: SavedSweep, model: str | Path | None = None) -> pd.DataF
             rows.append({"input": "scoring model", "folder": str(p)})
         except FileNotFoundError as exc:
             rows.append({"input": "scoring model", "folder": str(exc)})
-    return pd.DataFrame(rows).set_index("input").fillna("")
+    return pd.DataFrame(rows, dtype=object).set_index("input").fillna("")

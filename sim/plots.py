@@ -260,11 +260,12 @@ def threshold_curve(summary: pd.DataFrame, cutoffs: dict[str, float], current: f
 # ------------------------------------------------------------------ history and fit
 
 
-def backtest(comparison: pd.DataFrame, label_col: str = "kpi", observed: str = "observed",
-             simulated: str = "mean", low: str = "ci_low", high: str = "ci_high") -> Figure:
+def backtest(comparison: pd.DataFrame, label_col: str = "kpi", observed: str = "actual",
+             simulated: str = "simulated", low: str = "sim_ci_low", high: str = "sim_ci_high") -> Figure:
     """Observed history against the fitted simulation: simulated mean and 95% interval
     per KPI as a ratio to the observed value (1 = a perfect match)."""
     c = comparison.reset_index(drop=True)
+    c = c[np.isfinite(c[observed].astype(float)) & (c[observed] != 0)].reset_index(drop=True)
     ratio = c[simulated] / c[observed]
     lo = c[low] / c[observed] if low in c else ratio
     hi = c[high] / c[observed] if high in c else ratio
