@@ -2,11 +2,14 @@
 
 The model's log-odds is a sum of per-level weights (``calibration.model``):
 ``eta(x) = b0 + sum_j beta_j[level_j(x)]``. A points table has no intercept and gives
-0 points to a value no row matches, so each criterion's missing level is its zero:
+0 points to a value no row matches (a missing value included), so each criterion needs
+a zero level z_j: its missing level when training data had missing values (exact), else
+its weakest level (all points >= 0, as in the seeds' table; a missing value then scores
+like the weakest level):
 
-    points_j[l] = round(factor * (beta_j[l] - beta_j[missing]))
+    points_j[l] = round(factor * (beta_j[l] - beta_j[z_j]))
     score(x)    = sum_j points_j[level_j(x)]  ~=  factor * (eta(x) - eta0)
-    eta0        = b0 + sum_j beta_j[missing]   (the lead with every criterion missing)
+    eta0        = b0 + sum_j beta_j[z_j]      (the lead at every criterion's zero level)
 
 so the score is an affine function of the log-odds and ranks leads as the model does
 (up to rounding). ``factor`` is the points that multiply the odds by e; one of:
@@ -54,16 +57,13 @@ def scale_factor(eta0: float, *, pdo: float | None = None, anchor_p: float | Non
 def points_rows(levels: pd.DataFrame, factor: float, decimals: int = 0) -> pd.DataFrame:
     """Tidy criterion / value / points rows from per-level coefficients (pure function).
 
-    ``levels`` has columns criterion, value, coef and one ``MISSING`` value per criterion
-    (``LeadScoringModel.levels()``). Points are ``round(factor * (coef - coef_missing),
-    decimals)``. Rounding is monotone, so within a criterion it never reverses the order
+    ``levels`` has columns criterion, value, coef, n_train and one ``MISSING`` value per
+    criterion (``LeadScoringModel.levels()``). Points are ``round(factor * (coef -
+    coef_zero), decimals)`` with the zero level of the module docstring. Rounding is monotone, so within a criterion it never reverses the order
     of two values (it may tie them). Rows worth 0 points are left out: they change no
     score.
     """
-    base = levels[levels["value"] == MISSING].set_index("criterion")["coef"]
-    missing = sorted(set(levels["criterion"]) - set(base.index))
-    if missing:
-        raise LabError(f"points: criteria {missing} have no missing level to anchor their zero")
+    base = zero_levels(levels)
     out = levels[levels["value"] != MISSING].copy()
     out["points"] = np.round(factor * (out["coef"].to_numpy() - base.reindex(out["criterion"]).to_numpy()),
                              decimals)
@@ -72,9 +72,26 @@ def points_rows(levels: pd.DataFrame, factor: float, decimals: int = 0) -> pd.Da
     return out[["criterion", "value", "points"]].reset_index(drop=True)
 
 
+def zero_levels(levels: pd.DataFrame) -> pd.Series:
+    """Coefficient of each criterion's zero level (see the module docstring)."""
+    missing = sorted(set(levels["criterion"]) - set(levels.loc[levels["value"] == MISSING, "criterion"]))
+    if missing:
+        raise LabError(f"points: criteria {missing} have no missing level")
+    seen = levels["n_train"] > 0 if "n_train" in levels else pd.Series(True, index=levels.index)
+    is_missing = levels["value"] == MISSING
+    zero = {}
+    for crit, grp in levels.groupby("criterion", sort=False):
+        miss = grp[is_missing[grp.index]]
+        if seen[miss.index].any() or not seen[grp.index].any():
+            zero[crit] = float(miss["coef"].iloc[0])
+        else:
+            zero[crit] = float(grp.loc[seen[grp.index] & ~is_missing[grp.index], "coef"].min())
+    return pd.Series(zero, name="coef")
+
+
 def eta_zero(levels: pd.DataFrame, intercept: float) -> float:
-    """Log-odds of the lead with every criterion missing: ``b0 + sum_j beta_j[missing]``."""
-    return float(intercept + levels.loc[levels["value"] == MISSING, "coef"].sum())
+    """Log-odds of the lead at every criterion's zero level: ``b0 + sum_j beta_j[z_j]``."""
+    return float(intercept + zero_levels(levels).sum())
 
 
 def points_table_from_model(model, *, X_train: pd.DataFrame | None = None, mql_share: float | None = None,
