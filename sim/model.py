@@ -66,6 +66,7 @@ class _FollowUp:
         self.log: list[tuple[int, int, float, int]] = []  # (lead, stage code, time, reason)
         self.engine: Engine | None = None
         self.mql_cut = None
+        self.nurture_on = scn.nurture.enabled and scn.nurture.engagement_events_per_week > 0
 
     def nurture_crossing(self, i: int, spell: int, start: float, s0: float) -> float:
         """When a nurtured lead's score first reaches the MQL cut-off (inf if never).
@@ -118,6 +119,8 @@ class _FollowUp:
         self._nurture(i, e, now)
 
     def _nurture(self, i: int, e: int, start: float):
+        if not self.nurture_on:
+            return
         # Re-scored on new engagement only: the engagement points that made it an MQL
         # are spent, the fit points stay.
         t = self.nurture_crossing(i, e + 1, start, self.fit_points[i])
@@ -275,12 +278,12 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     reason = np.asarray(REASONS + ("",), dtype=object)[follow.reason]
     sal_rec = np.where(accepted, sal_at, np.nan)
     out = leads.copy()
-    out.insert(0, "lead_id", [f"L{i:06d}" for i in range(n)])
+    out.insert(0, "lead_id", np.char.add("L", np.char.zfill(np.arange(n).astype(str), 6)).astype(object))
     out["score"] = score
     out["band"] = np.asarray(("hot", "mql", "nurture", "cold"), dtype=object)[band0]
     out["t_mql"] = mql_at
     out["t_first_response"] = first_resp
-    out["owner_id"] = np.where(owner >= 0, [f"SDR{k:02d}" for k in owner], None)
+    out["owner_id"] = np.where(owner >= 0, np.char.add("SDR", np.char.zfill(owner.astype(str), 2)).astype(object), None)
     out["t_sal"] = sal_rec
     out["t_handoff"] = follow.handoff_at
     out["t_decided"] = follow.decided_at
