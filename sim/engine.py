@@ -75,6 +75,7 @@ class Pool:
         self.own = [deque() for _ in range(people)]  # round-robin personal queues
         self.open_count = [0] * people
         self.rr_next = 0
+        self.max_open = 0  # most leads one SDR held at once (round-robin)
         self.idle: dict[int, simpy.Event] = {}
         self.idle_until = [0.0] * people
         self.starts = [[s for s, _ in d] for d in duty]
@@ -124,7 +125,7 @@ class Pool:
             eng.owner[i] = k
             self.own[k].append(i)
             if fresh:
-                self.open_count[k] += 1
+                self._own(k)
                 if eng.reassign:
                     eng.at(eng.sla_deadline(i), self._sla_check, i, k)
             if k in self.idle and self.idle_until[k] > self.env.now:
@@ -167,15 +168,22 @@ class Pool:
                 i = q.popleft()
                 if eng.waiting[i] and eng.owner[i] == k:
                     return i
+        if self.policy == "round_robin" and eng.cap is not None and self.open_count[k] >= eng.cap:
+            return None  # at the cap: finish own leads before taking shared ones
         for q in self.bands:
             while q:
                 i = q.popleft()
                 if eng.waiting[i]:
                     if self.policy == "round_robin" and eng.owner[i] < 0:
                         eng.owner[i] = k
-                        self.open_count[k] += 1
+                        self._own(k)
                     return i
         return None
+
+    def _own(self, k: int):
+        self.open_count[k] += 1
+        if self.open_count[k] > self.max_open:
+            self.max_open = self.open_count[k]
 
     # ---- processes ---------------------------------------------------------------
     def worker(self, k: int):
@@ -219,6 +227,7 @@ class Pool:
             duty_minutes=self.duty_minutes,
             mean_queue=self.q_area / T,
             max_queue=self.q_max,
+            max_open_per_person=self.max_open,
         )
 
 

@@ -138,6 +138,7 @@ def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, floa
         k[f"{name}_utilisation"] = _rate(p["busy_minutes"], p["duty_minutes"])
         k[f"{name}_mean_queue"] = float(p["mean_queue"])
         k[f"{name}_max_queue"] = float(p["max_queue"])
+        k[f"{name}_max_open_per_person"] = float(p["max_open_per_person"])
     k["reassigned"] = float(rep.reassigned)
     return k
 

@@ -187,3 +187,27 @@ def test_failed_run_keeps_the_previous_output(tmp_path, monkeypatch):
         write_result(res, tmp_path / "run")
     assert (out / "kpis.csv").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_hot_leads_escalate_to_account_executives():
+    scn = short(**{"team.escalate_hot_to_ae": True, "team.aes": 2})
+    r = run_replication(scn, 0)
+    e = r.episodes
+    assert set(e.loc[e["band"] == "hot", "pool"]) == {"ae"}
+    assert set(e.loc[e["band"] == "mql", "pool"]) == {"sdr"}
+    assert 0 < r.pools["ae"]["busy_minutes"] <= r.pools["ae"]["duty_minutes"] * 1.2
+
+
+def test_round_robin_reassigns_breached_leads_and_respects_caps():
+    # Two shifts that barely overlap: leads assigned to an SDR who is off duty wait for
+    # the SLA to expire, then go to whoever is working.
+    shifts = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 12},
+              {"name": "late", "people": 2, "start_hour": 12, "end_hour": 20}]
+    base = {"team.sdrs": 4, "team.shifts": shifts, "routing.policy": "round_robin", "sla.mql_minutes": 30}
+    on = run_replication(short(**base, **{"routing.reassign_on_sla_breach": True}), 0)
+    off = run_replication(short(**base, **{"routing.reassign_on_sla_breach": False}), 0)
+    assert on.reassigned > 0 and off.reassigned == 0
+    assert on.episodes["response_minutes"].median() < off.episodes["response_minutes"].median()
+    capped = run_replication(short(**base, **{"team.capacity_cap": 3}), 0)
+    assert capped.pools["sdr"]["max_open_per_person"] == 3
+    assert on.pools["sdr"]["max_open_per_person"] > 3
