@@ -373,11 +373,13 @@ class Engine:
 
     # ---- run ------------------------------------------------------------------------------
     def arrivals(self, times: np.ndarray, leads: np.ndarray, bands: np.ndarray):
+        """Feeds the pre-sampled arrivals into the queues, one event per lead."""
         env = self.env
+        enter = self.enter
         for t, i, b in zip(times.tolist(), leads.tolist(), bands.tolist()):
             if t > env.now:
                 yield env.timeout(t - env.now)
-            self.enter(i, b)
+            enter(i, b)
 
     def run(self, times: np.ndarray, leads: np.ndarray, bands: np.ndarray) -> Episodes:
         self.env.process(self.arrivals(times, leads, bands))

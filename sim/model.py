@@ -15,8 +15,9 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, arrival_times, sample_leads
 from sim.calendar import BusinessClock
 from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes
-from sim.scenario import REASONS, Scenario
+from sim.scenario import REASONS, SEGMENTS, Scenario
 
+SEGMENTS_SORTED = tuple(sorted(SEGMENTS))
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
 WEEK = 7 * 1440.0
 DAY = 1440.0
@@ -225,11 +226,13 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     close_z = rng.exponential(1.0, n)
     amount_z = rng.standard_normal(n)
 
-    p_opp = np.array([cv.sql_to_opportunity[s] for s in seg])
-    p_win = np.array([cv.win_prob[s] for s in seg])
-    p_nd = np.array([cv.no_decision_prob[s] for s in seg])
-    close_days = np.array([cv.days_to_close_mean[s] for s in seg])
-    med = np.array([cv.deal_size_median[s] for s in seg])
+    seg_idx = np.searchsorted(np.asarray(SEGMENTS_SORTED), seg.astype(str))
+    by_seg = lambda d: np.array([d[s] for s in SEGMENTS_SORTED])[seg_idx]  # noqa: E731
+    p_opp = by_seg(cv.sql_to_opportunity)
+    p_win = by_seg(cv.win_prob)
+    p_nd = by_seg(cv.no_decision_prob)
+    close_days = by_seg(cv.days_to_close_mean)
+    med = by_seg(cv.deal_size_median)
 
     sal_at = follow.sal_at
     accepted = np.isfinite(sal_at) & (sal_at < horizon)
