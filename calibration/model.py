@@ -139,7 +139,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         ya = np.r_[np.ones(n_pat), np.zeros(n_pat)]
         wa = np.r_[pos, neg]
         keep = wa > 0
-        lr = LogisticRegression(C=C, max_iter=self.max_iter, solver="lbfgs")
+        lr = LogisticRegression(C=C, max_iter=self.max_iter, solver="lbfgs", tol=1e-6)
         # Weights are counts; scaling them to mean 1 keeps C comparable across data sizes.
         scale = wa[keep].sum() / len(y) if len(y) else 1.0
         lr.fit(Xa[keep], ya[keep], sample_weight=wa[keep] / max(scale, 1e-12))
@@ -166,8 +166,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
             else:
                 cats = self.categories_[c]
                 # Categories match case-insensitively, as in sim.scoring.PointsTable.
-                code = pd.Categorical(_as_text(X[c]).str.lower(), categories=[k.lower() for k in cats]
-                                      ).codes.astype(np.int32)
+                code = pd.Index([k.lower() for k in cats]).get_indexer(_as_text(X[c]).str.lower()).astype(np.int32)
                 code[code < 0] = len(cats)
             out[:, j] = code
         return out

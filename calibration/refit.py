@@ -35,6 +35,7 @@ from sim.io import code_version, now_utc
 from sim.scoring import PointsTable
 
 DEFAULT_MQL_SHARE = 0.25
+SEED_MQL = 60.0
 
 
 class RefitConfig(BaseModel):
@@ -145,8 +146,16 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
     seed = load_model(None)
     champ = load_model(previous) if previous is not None else seed
     mql_share, share_from = _mql_share(cfg, champ, seed, Xtr)
-    table, scaling = points_table_from_model(model, X_train=Xtr[data.features], mql_share=mql_share, pdo=cfg.pdo,
-                                             source="refit")
+    try:
+        table, scaling = points_table_from_model(model, X_train=Xtr[data.features], mql_share=mql_share,
+                                                 pdo=cfg.pdo, source="refit")
+    except LabError:
+        if cfg.pdo is not None or cfg.mql_share is not None:
+            raise
+        # The inherited share is too large for this model's zero levels: use the default.
+        mql_share, share_from = DEFAULT_MQL_SHARE, f"default {DEFAULT_MQL_SHARE} ({share_from} was not usable)"
+        table, scaling = points_table_from_model(model, X_train=Xtr[data.features], mql_share=mql_share,
+                                                 source="refit")
     new_train, new_test = table.score(Xtr), table.score(Xte)
     choice = None
     weekly = cfg.weekly_volume or _weekly_volume(frame)
@@ -281,10 +290,12 @@ def compare(champ: Artifact, champ_name: str, applicable, table: PointsTable, fr
 def _mql_share(cfg: RefitConfig, champ: Artifact, seed: Artifact, Xtr) -> tuple[float, str]:
     if cfg.mql_share is not None:
         return cfg.mql_share, "parameter"
+    # The share at or above the seeds' 60 points (not the table's own, possibly
+    # capacity-driven, cut-off): that is the meaning the new 60 must keep.
     for name, art in (("champion", champ), ("seed", seed)):
-        share = share_at_or_above(art.table, Xtr, art.table.thresholds.mql)
-        if share is not None and 0 < share < 1:
-            return share, f"{name} table's MQL-or-Hot share on the training data"
+        share = share_at_or_above(art.table, Xtr, SEED_MQL)
+        if share is not None and 0.01 <= share <= 0.8:
+            return share, f"{name} table's share at or above {SEED_MQL:g} points on the training data"
     return DEFAULT_MQL_SHARE, f"default {DEFAULT_MQL_SHARE} (no earlier table applies to this export)"
 
 

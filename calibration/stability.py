@@ -62,7 +62,7 @@ def feature_shares(frame: pd.DataFrame, spec: dict) -> dict[str, list[float]]:
             k = len(s["cuts"]) + 2
         else:
             cats = [v.lower() for v in s["categories"]]
-            code = pd.Categorical(frame[c].astype("string").str.strip().str.lower(), categories=cats).codes
+            code = pd.Index(cats).get_indexer(frame[c].astype("string").str.strip().str.lower())
             code = np.where(code < 0, len(cats), code)
             k = len(cats) + 1
         counts = np.bincount(code, minlength=k)

@@ -1,0 +1,201 @@
+"""Scoring model, points maths, diagnostics, thresholds and stability: properties and
+ground truth from a generator with known logistic weights."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from calibration.diagnostics import evaluate
+from calibration.model import MISSING, LeadScoringModel
+from calibration.points import points_rows, points_table_from_model, scale_factor
+from calibration.stability import band_migration, psi
+from calibration.synthetic import TRUE_WEIGHTS, make_export, true_logit
+from calibration.thresholds import choose_thresholds, threshold_curve
+from sim.errors import LabError
+from sim.scoring import PointsTable, Thresholds
+
+FEATURES = ["employee_count", "demo_requests", "pricing_page_visits", "content_downloads", "web_visits",
+            "industry_fit", "seniority", "channel"]
+NUMERIC = FEATURES[:5]
+
+
+@pytest.fixture(scope="module")
+def synth():
+    df = make_export(30000, seed=7)
+    y = (df["outcome"] == "won").to_numpy().astype(int)
+    return df, y
+
+
+@pytest.fixture(scope="module")
+def fitted(synth):
+    df, y = synth
+    m = LeadScoringModel(numeric=NUMERIC, categorical=FEATURES[5:], random_state=0).fit(df[FEATURES][:20000], y[:20000])
+    return m
+
+
+def test_estimator_contract(synth, fitted):
+    df, y = synth
+    m = LeadScoringModel(n_bins=4)
+    assert clone(m).get_params()["n_bins"] == 4
+    with pytest.raises(NotFittedError):
+        m.predict_proba(df[FEATURES])
+    with pytest.raises(ValueError, match="'n_bins' parameter of LeadScoringModel"):
+        LeadScoringModel(n_bins=1).fit(df[FEATURES], y)
+    assert fitted.fit is not None and fitted.C_ in (0.01, 0.1, 1.0, 10.0)
+    p = fitted.predict_proba(df[FEATURES][:100])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_works_in_a_pipeline(synth):
+    df, y = synth
+    pipe = make_pipeline(FunctionTransformer(lambda X: X[FEATURES]), LeadScoringModel(Cs=(1.0,)))
+    scores = cross_val_score(pipe, df.iloc[:6000], y[:6000], cv=3, scoring="roc_auc")
+    assert scores.min() > 0.6
+
+
+def test_aggregated_fit_equals_plain_logistic_regression(synth):
+    # Fitting on (pattern, class) counts is the same likelihood as fitting on rows.
+    from sklearn.linear_model import LogisticRegression
+    df, y = synth
+    m = LeadScoringModel(numeric=NUMERIC, categorical=FEATURES[5:], Cs=(1.0,)).fit(df[FEATURES][:5000], y[:5000])
+    X = m.transform(df[FEATURES][:5000])
+    lr = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(X, y[:5000])
+    np.testing.assert_allclose(m.coef_, lr.coef_.ravel(), atol=2e-3)
+
+
+def test_refit_recovers_ranking_of_true_weights_and_auc(synth, fitted):
+    df, y = synth
+    table, info = points_table_from_model(fitted, X_train=df[FEATURES][:20000], mql_share=0.3)
+    pts = table.rows.set_index(["criterion", "value"])["points"]
+
+    def level(crit, value):
+        return pts.get((crit, value), 0.0)
+    lv = fitted.levels().set_index(["criterion", "value"])
+    emp = lv.loc["employee_count"]
+    # Points earned for each true criterion (against its weakest level).
+    got = {
+        "demo_requests>=1": level("demo_requests", ">=1"),
+        "seniority=c_level/vp": (level("seniority", "c_level") + level("seniority", "vp")) / 2,
+        "pricing_page_visits>=3": level("pricing_page_visits", ">=3"),
+        "employee_count 100-1000": np.median([level("employee_count", v) for v in emp.index
+                                              if v != MISSING and _inside(v, 150, 900)]),
+        "seniority=director": level("seniority", "director"),
+        "industry_fit=target": level("industry_fit", "target"),
+    }
+    order_true = [k for k in TRUE_WEIGHTS if k in got]
+    order_got = sorted(got, key=got.get, reverse=True)
+    assert order_got == order_true, got
+    # Holdout AUC of the rounded table is within the bootstrap CI of the true model's AUC.
+    test = slice(20000, None)
+    d = evaluate(y[test], {"truth": {"score": true_logit(df[test])},
+                           "table": {"score": table.score(df[test]), "points": True}}, reference="truth",
+                 n_boot=200, seed=1)
+    delta = d.deltas.set_index("metric").loc["roc_auc"]
+    assert delta.lo <= 0 <= delta.hi + 0.005, delta
+
+
+def _inside(label, lo, hi):
+    from sim.scoring import parse_range
+    a, b = parse_range(label)
+    return a <= lo and b > hi or (lo <= a and b <= hi + 1)
+
+
+def test_points_are_exactly_the_model_log_odds_before_rounding(synth, fitted):
+    df, _ = synth
+    levels = fitted.levels()
+    factor = 17.0
+    rows = points_rows(levels, factor, decimals=9)
+    table = PointsTable(rows)
+    eta = fitted.decision_function(df[FEATURES])
+    from calibration.points import eta_zero
+    np.testing.assert_allclose(table.score(df), factor * (eta - eta_zero(levels, fitted.intercept_)), atol=1e-6)
+
+
+def test_anchor_scaling_puts_the_mql_share_at_60(synth, fitted):
+    df, _ = synth
+    X = df[FEATURES][:20000]
+    table, info = points_table_from_model(fitted, X_train=X, mql_share=0.3, decimals=9)
+    assert np.mean(table.score(X) >= 60 - 1e-6) == pytest.approx(0.3, abs=0.01)
+    rounded, _ = points_table_from_model(fitted, X_train=X, mql_share=0.3)
+    assert rounded.rows["points"].apply(float.is_integer).all()
+    # Rounding moves a lead by at most half a point per criterion.
+    assert np.max(np.abs(rounded.score(X) - table.score(X))) <= 0.5 * len(table.criteria) + 1e-9
+    assert info["pdo"] == pytest.approx(info["factor"] * math.log(2))
+
+
+def test_pdo_scaling():
+    assert scale_factor(0.0, pdo=20) == pytest.approx(20 / math.log(2))
+    levels = pd.DataFrame({"criterion": ["a", "a", "a"], "value": ["x", "y", MISSING], "coef": [math.log(2), 0, 0],
+                           "n_train": [5, 5, 5]})
+    rows = points_rows(levels, scale_factor(0.0, pdo=20))
+    assert rows.set_index("value")["points"]["x"] == 20  # doubling the odds = pdo points
+    with pytest.raises(LabError, match="anchor probability 0.100"):
+        scale_factor(0.0, anchor_p=0.1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-3, 3), min_size=2, max_size=8), st.floats(1, 60))
+def test_rounding_never_reverses_order_within_a_criterion(coefs, factor):
+    levels = pd.DataFrame({"criterion": "c", "value": [f"v{i}" for i in range(len(coefs))] + [MISSING],
+                           "coef": coefs + [0.0], "n_train": 1})
+    rows = points_rows(levels, factor).set_index("value")["points"]
+    pts = np.array([rows.get(f"v{i}", 0.0) for i in range(len(coefs))])
+    order = np.argsort(coefs)
+    assert np.all(np.diff(pts[order]) >= 0)
+
+
+def test_diagnostics_match_sklearn_and_cis_cover_estimates():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=4000)
+    p = 1 / (1 + np.exp(-(x - 1)))
+    y = (rng.random(4000) < p).astype(int)
+    s = np.round(x * 4)
+    d = evaluate(y, {"a": {"score": s, "proba": p, "points": True}, "b": {"score": x, "proba": p}},
+                 reference="a", n_boot=100)
+    m = d.metrics.set_index(["model", "metric"])
+    assert m.loc[("a", "roc_auc"), "estimate"] == pytest.approx(roc_auc_score(y, s))
+    assert m.loc[("a", "pr_auc"), "estimate"] == pytest.approx(average_precision_score(y, s))
+    assert m.loc[("b", "brier"), "estimate"] == pytest.approx(brier_score_loss(y, p))
+    assert m.loc[("b", "log_loss"), "estimate"] == pytest.approx(log_loss(y, p))
+    assert ((m["lo"] <= m["estimate"]) & (m["estimate"] <= m["hi"])).all()
+    # Same probabilities -> paired Brier difference is exactly zero in every resample.
+    dl = d.deltas.set_index("metric")
+    assert abs(dl.loc["brier", "lo"]) < 1e-12 and abs(dl.loc["brier", "hi"]) < 1e-12
+    # Lift deciles hold a tenth each; a calibrated model's reliability is near the diagonal.
+    assert (d.lift.groupby("model")["n"].sum() == 4000).all()
+    rel = d.reliability[d.reliability.model == "b"]
+    assert np.max(np.abs(rel.observed - rel.mean_predicted)) < 0.08
+    assert d.bands["n"].sum() == 4000
+
+
+def test_thresholds_respect_capacity_and_maximise_pipeline():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 100, 5000).astype(float)
+    y = (rng.random(5000) < s / 120).astype(int)
+    curve = threshold_curve(s, y, weekly_volume=1000)
+    assert curve["qualified_per_week"].is_monotonic_decreasing
+    assert set(curve.loc[curve.seed_band != "", "cutoff"]) == {75.0, 60.0, 45.0}
+    choice = choose_thresholds(s, y, weekly_volume=1000, capacity=300, hot_capacity=100)
+    th = choice.thresholds
+    c = choice.curve.set_index("cutoff")
+    assert c.loc[th.mql, "routed_per_week"] <= 300 < c.loc[th.mql - 1, "routed_per_week"]
+    assert c.loc[th.hot, "routed_per_week"] <= 100 < c.loc[th.hot - 1, "routed_per_week"]
+    assert th.nurture == th.mql - 15
+    with pytest.raises(LabError, match="capacity must be positive"):
+        choose_thresholds(s, y, 1000, 0)
+
+
+def test_psi_and_migration():
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0
+    assert psi([0.5, 0.5], [0.9, 0.1]) > 0.25
+    mig = band_migration(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]))
+    assert np.trace(mig.to_numpy()) == 4

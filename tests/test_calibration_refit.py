@@ -1,0 +1,153 @@
+"""Acceptance on real data (X Education), the leakage guard, the refit artifact and the
+``lab refit`` command."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from calibration.artifact import load_model
+from calibration.importer import import_export
+from calibration.leakage import check_leakage
+from calibration.mapping import load_mapping
+from calibration.refit import run_refit
+from calibration.synthetic import make_export
+from lab.cli import main
+from sim.errors import LabError
+from sim.paths import DATA, SHARED
+
+XED = SHARED / "datasets" / "x_education_leads.csv"
+XMAP = DATA / "mappings" / "x_education.yaml"
+SIMMAP = DATA / "mappings" / "sim_leads.yaml"
+
+
+@pytest.fixture(scope="module")
+def xed():
+    if not XED.exists():
+        pytest.skip(f"{XED} not present")
+    return import_export(XED, XMAP)
+
+
+@pytest.fixture(scope="module")
+def xed_refit(xed):
+    return run_refit(XED, XMAP, seed=0, n_boot=100)
+
+
+def _plain_lr_auc(data, train, test, y):
+    """Plain logistic regression: numbers standardised, categories one-hot, no binning."""
+    X = data.frame[data.features]
+    ct = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), data.numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                              OneHotEncoder(handle_unknown="ignore")), data.categorical),
+    ])
+    lr = make_pipeline(ct, LogisticRegression(C=1.0, max_iter=3000)).fit(X.iloc[train], y[train])
+    return roc_auc_score(y[test], lr.predict_proba(X.iloc[test])[:, 1])
+
+
+def test_x_education_plain_lr_and_shipped_points_table(xed, xed_refit):
+    res = xed_refit
+    assert res.split["kind"] == "stratified_random" and "no created_at" in res.split["rule"]
+    y = xed.target().y
+    # The refit's own holdout: the same stratified 30% split, seed 0.
+    idx = np.arange(len(y))
+    train, test = train_test_split(idx, test_size=0.3, stratify=y, random_state=0)
+    plain = _plain_lr_auc(xed, train, test, y)
+    assert plain == pytest.approx(0.89, abs=0.01)
+    table_auc = roc_auc_score(y[np.sort(test)], res.points_table.score(xed.frame.iloc[np.sort(test)]))
+    assert abs(table_auc - plain) <= 0.01
+    r = res.meta["rounding"]
+    assert abs(r["roc_auc_points"] - r["roc_auc_model"]) < 0.005
+    assert r["roc_auc_points"] == pytest.approx(table_auc)
+
+
+def test_x_education_seed_table_not_applicable_is_reported(xed_refit):
+    c = xed_refit.comparison
+    assert not c.applicable and c.recommendation.startswith("promote: the seed model's criteria")
+    assert "seed" not in set(xed_refit.diagnostics["model"])
+    assert set(xed_refit.diagnostics["model"]) == {"model", "refit"}
+
+
+def test_leakage_guard_flags_sales_entered_columns(xed):
+    m = load_mapping(XMAP)
+    leaky = ["Tags", "Lead Quality"]
+    m2 = m.model_copy(update={"post_outcome": [c for c in m.post_outcome if c not in leaky],
+                              "features": m.features + leaky})
+    data = import_export(XED, m2)
+    y = data.target().y
+    rep = check_leakage(data.frame[data.features], y, data.numeric, data.categorical)
+    assert rep.model_auc > 0.97  # the sales-entered columns push AUC to ~0.98
+    assert "Tags" in rep.refused
+    table = rep.table.set_index("feature")
+    assert table["single_auc"].idxmax() == "Tags" and table.loc["Lead Quality", "single_auc"] > 0.75
+    with pytest.raises(LabError, match=r"leakage guard refused feature\(s\) 'Tags' \(model AUC 0.9"):
+        rep.raise_if_refused(str(XED))
+    # Listed under leakage.allow, the same column passes.
+    allowed = check_leakage(data.frame[data.features], y, data.numeric, data.categorical, allow=["Tags"],
+                            max_model_auc=0.99)
+    assert allowed.refused == []
+
+
+def test_single_feature_rule_refuses_a_copy_of_the_outcome(xed):
+    X = xed.frame[xed.features].copy()
+    y = xed.target().y
+    X["echo"] = np.where(y == 1, "yes", "no")
+    rep = check_leakage(X, y, xed.numeric, xed.categorical + ["echo"], max_model_auc=1.0)
+    assert rep.refused == ["echo"]
+    assert "single-feature AUC 1.000 > 0.95" in rep.table.set_index("feature").loc["echo", "rule"]
+
+
+@pytest.fixture(scope="module")
+def sim_export(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "history.csv"
+    make_export(8000, seed=3).to_csv(path, index=False)
+    return path
+
+
+def test_dated_export_uses_time_split_and_compares_with_seed(sim_export, tmp_path):
+    res = run_refit(sim_export, SIMMAP, n_boot=50, capacity=300)
+    assert res.split["kind"] == "time"
+    assert res.split["train_window"][1] < res.split["test_window"][0]
+    assert {"model", "refit", "seed"} <= set(res.diagnostics["model"])
+    assert res.comparison.applicable and res.comparison.migration.to_numpy().sum() == res.meta["rows"]["test"]
+    assert res.comparison.recommendation.split(":")[0] in {"promote", "keep seed"}
+    th = res.points_table.thresholds
+    assert th.mql == res.meta["thresholds"]["mql"] and th.hot == th.mql + 15
+    # Artifact: written whole, loadable as --previous, and the next refit compares with it.
+    path = res.save(tmp_path / "q1")
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["data"]["sha256"] == res.meta["data"]["sha256"] and meta["seed"] == 0
+    for f in ("points.csv", "points.yaml", "profile.json", "diagnostics.csv", "lift.csv", "migration.csv"):
+        assert (path / f).exists()
+    prev = load_model(path)
+    assert prev.table.thresholds == th
+    again = run_refit(sim_export, SIMMAP, previous=path, n_boot=50)
+    assert again.comparison.champion == "previous"
+    assert again.comparison.score_psi < 0.1  # same population
+    assert "previous's training data" in again.comparison.psi_reference
+    assert (again.comparison.points_changes["change"].abs() < 1e-9).all()  # same data, same seed
+    assert not list(tmp_path.glob(".q1*"))  # no temporary directory left behind
+
+
+def test_refit_parameter_errors(sim_export):
+    with pytest.raises(LabError, match=r"refit parameters: field 'holdout'"):
+        run_refit(sim_export, SIMMAP, holdout=1.5)
+    with pytest.raises(LabError, match=r"field 'colour': unknown key"):
+        run_refit(sim_export, SIMMAP, colour="red")
+
+
+def test_cli_refit_and_errors(sim_export, tmp_path, capsys):
+    rc = main(["refit", str(sim_export), "--mapping", str(SIMMAP), "--out", str(tmp_path / "m"), "--n-boot", "20"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "roc_auc" in out and "recommendation:" in out and (tmp_path / "m" / "points.yaml").exists()
+    rc = main(["refit", str(tmp_path / "none.csv"), "--mapping", str(SIMMAP)])
+    assert rc == 2 and "export file not found" in capsys.readouterr().err
+    rc = main(["refit", str(sim_export), "--mapping", str(SIMMAP), "--previous", str(tmp_path / "nope")])
+    assert rc == 2 and "previous model not found" in capsys.readouterr().err
