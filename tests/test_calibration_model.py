@@ -199,3 +199,18 @@ def test_psi_and_migration():
     assert psi([0.5, 0.5], [0.9, 0.1]) > 0.25
     mig = band_migration(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]))
     assert np.trace(mig.to_numpy()) == 4
+
+
+def test_plots_return_figures():
+    from matplotlib.figure import Figure
+
+    from calibration import plots
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=800)
+    y = (rng.random(800) < 1 / (1 + np.exp(-x))).astype(int)
+    d = evaluate(y, {"m": {"score": x, "proba": 1 / (1 + np.exp(-x))}}, n_boot=20)
+    curve = choose_thresholds(np.round(x * 20 + 50), y, 100, 40).curve
+    changes = pd.DataFrame({"criterion": ["a", "b"], "value": ["x", "y"], "change": [3.0, -2.0]})
+    for fig in (plots.reliability(d.reliability), plots.lift(d.lift), plots.threshold_curve(curve, 40),
+                plots.points_changes(changes)):
+        assert isinstance(fig, Figure)
