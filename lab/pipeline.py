@@ -23,8 +23,8 @@ from lab.notebooks import Job
 from sim.paths import DATA, SCENARIOS
 
 #: Replications in the main chain (each baseline replication takes about a second).
-SLA_REPLICATIONS = 10
-THRESHOLD_REPLICATIONS = 8
+SLA_REPLICATIONS = 6
+THRESHOLD_REPLICATIONS = 5
 BACKTEST_REPLICATIONS = 4
 SEED = 2026
 #: The refit learns which leads become SQLs (a quarter holds few closed deals), on a
