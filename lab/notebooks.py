@@ -32,6 +32,12 @@ try:  # POSIX: serialise ledger appends across processes; elsewhere O_APPEND mus
 except ImportError:  # pragma: no cover
     fcntl = None
 
+# nbformat imports jsonschema, which imports rfc3987_syntax when installed; that compiles
+# about forty grammars on import (2-7 s in every process that runs a notebook) only to
+# check 'iri' string formats, which no notebook schema uses. Without it jsonschema skips them.
+if "jsonschema" not in sys.modules:
+    sys.modules.setdefault("rfc3987_syntax", None)
+
 TEMPLATES = Path(__file__).with_name("templates")
 LEDGER = "runs.jsonl"
 INDEX = "index.html"
@@ -128,7 +134,12 @@ def notebook_parameters(path: str | Path) -> dict[str, Param]:
     """
     import papermill
 
-    found = papermill.inspect_notebook(str(resolve_notebook(path)))
+    path = resolve_notebook(path)
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except ValueError as exc:  # papermill needs the kernel to know the language
+        raise LabError(f"notebook {path.name}: cannot read its parameters ({exc}); "
+                       f"save it once from JupyterLab so it records its kernel") from None
     return {name: Param(_declared(p.get("inferred_type_name")), str(p.get("default", "")),
                         str(p.get("help", "") or ""))
             for name, p in found.items()}
@@ -234,7 +245,10 @@ def validate_parameters(path: str | Path, params: dict) -> dict:
         The values to inject, converted.
     """
     path = resolve_notebook(path)
-    declared = notebook_parameters(path)
+    return _validate(path, notebook_parameters(path), params)
+
+
+def _validate(path: Path, declared: dict[str, Param], params: dict) -> dict:
     problems, values = [], {}
     for name, value in (params or {}).items():
         if name not in declared:
@@ -323,8 +337,13 @@ def _kernel_manager_class():
     """A kernel manager that talks to its kernel over IPC sockets on POSIX.
 
     TCP would pick free ports per kernel, which parallel runs can race for, and the
-    kernel warns that TCP traffic is unencrypted; local sockets avoid both.
+    kernel warns that TCP traffic is unencrypted; local sockets avoid both. Each kernel
+    gets its own socket prefix: jupyter_client's default (``kernel-ipc`` in the working
+    directory) would be shared by kernels started at once from different processes.
     """
+    import tempfile
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -335,6 +354,10 @@ def _kernel_manager_class():
             @default("transport")
             def _default_transport(self):
                 return "ipc"
+
+            @default("ip")
+            def _default_ip(self):
+                return os.path.join(tempfile.gettempdir(), f"lab-kernel-{uuid.uuid4().hex[:12]}")
 
         _MANAGER.append(IPCKernelManager)
     return _MANAGER[0]
@@ -408,8 +431,8 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
     import papermill
 
     path = resolve_notebook(path)
-    values = validate_parameters(path, params or {})
     declared = notebook_parameters(path)
+    values = _validate(path, declared, params or {})
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     scenario = _value(declared, values, "scenario")
@@ -425,7 +448,9 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
             papermill.execute_notebook(
                 str(path), str(part), parameters=values, kernel_name=kernel or default_kernel(),
                 progress_bar=progress, cwd=str(path.parent),  # as JupyterLab runs it
-                execution_timeout=timeout, kernel_manager_class=_kernel_manager_class())
+                execution_timeout=timeout, kernel_manager_class=_kernel_manager_class(),
+                # figures at twice the pixels, shown at the same size: sharp in the report
+                extra_arguments=["--InlineBackend.figure_formats=retina"])
         record.duration_s = round((datetime.now(timezone.utc) - t0).total_seconds(), 1)
         html = render_html(nbformat.read(part, as_version=4), record, _effective(declared, values))
         _publish(out_dir / f"{run_id}.html", html)
@@ -500,7 +525,7 @@ def render_html(nb, record: RunRecord, parameters: list[dict] | None = None) -> 
         remove_all_outputs_tags={"remove-output", "remove_output"}), enabled=True)
     exporter.register_preprocessor(_report_preprocessor(), enabled=True)
     header = {"title": f"{record.notebook} · {record.hint}", "notebook": record.notebook,
-              "hint": record.hint, "run_id": record.run_id, "started": record.started,
+              "hint": record.hint, "run_id": record.run_id, "started": _when(record.started),
               "duration": _duration(record.duration_s), "code_version": record.code_version,
               "seed": record.seed, "parameters": parameters or []}
     body, _ = exporter.from_notebook_node(nb, resources={"lab_run": header})
@@ -513,6 +538,11 @@ def _publish(path: Path, text: str) -> Path:
         tmp.write_text(text)
         os.chmod(tmp, 0o644)
     return path
+
+
+def _when(iso: str) -> str:
+    """``2024-05-01T09:30:12Z`` -> ``2024-05-01 09:30:12 UTC`` for readers."""
+    return iso.replace("T", " ").replace("Z", " UTC") if iso else ""
 
 
 def _duration(seconds: float) -> str:
@@ -581,11 +611,11 @@ def _write_index(out_dir: Path) -> Path:
     for r in runs:
         link = r.get("html") if r.get("status") == "ok" else r.get("ipynb")
         rows.append({**r, "link": link, "link_text": "report" if r.get("status") == "ok" else "failed notebook",
-                     "duration": _duration(r.get("duration_s")),
+                     "duration": _duration(r.get("duration_s")), "when": _when(r.get("started", "")),
                      "params_text": ", ".join(f"{k}={json.dumps(v, default=str)}"
                                               for k, v in (r.get("params") or {}).items()) or "defaults"})
         key = (r.get("notebook"), r.get("hint"))
-        entry = latest.setdefault(key, {**r, "good_link": None})
+        entry = latest.setdefault(key, {**rows[-1], "good_link": None})
         if entry["good_link"] is None and r.get("status") == "ok":
             entry["good_link"] = r.get("latest") or r.get("html")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
