@@ -89,19 +89,21 @@ def _bounds(kpi: str, low: float, high: float) -> tuple[float, float]:
     return low, high
 
 
-def policy_table(summary: pd.DataFrame, policies=None, kpis=None) -> pd.DataFrame:
-    """Policies side by side: one row per KPI in plain words, 'mean (low - high)' cells."""
+def policy_table(summary: pd.DataFrame, policies=None, kpis=None, intervals: bool = True) -> pd.DataFrame:
+    """Policies side by side: one row per KPI in plain words, 'mean (low - high)' cells
+    (the mean alone with ``intervals=False``, for a page with many policies)."""
     kpis = kpis or TABLE_KPIS
     policies = list(policies) if policies is not None else list(dict.fromkeys(summary["policy"]))
     s = summary[summary["kpi"].isin(kpis) & summary["policy"].isin(policies)]
     cells = {}
     for r in s.itertuples():
         lo, hi = _bounds(r.kpi, r.ci_low, r.ci_high)
-        cells[(r.kpi, r.policy)] = f"{fmt(r.kpi, r.mean)} ({fmt(r.kpi, lo)} - {fmt(r.kpi, hi)})"
+        cells[(r.kpi, r.policy)] = (f"{fmt(r.kpi, r.mean)} ({fmt(r.kpi, lo)} - {fmt(r.kpi, hi)})" if intervals
+                                    else fmt(r.kpi, r.mean))
     rows = [k for k in kpis if any((k, p) in cells for p in policies)]
     out = pd.DataFrame([[cells.get((k, p), "") for p in policies] for k in rows],
                        index=[label(k) for k in rows], columns=policies)
-    out.index.name = "95% interval in brackets"
+    out.index.name = "95% interval in brackets" if intervals else "mean over replications"
     return out
 
 

@@ -105,7 +105,9 @@ def response_time_distribution(leads: pd.DataFrame, policies=None, baseline: str
         ax.axvline(m, color="grey", ls=":", lw=1)
         ax.text(m, 0.02, " " + minutes_label(m), color="grey", fontsize=8, rotation=90, va="bottom")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: minutes_label(v) if v >= 1 else ""))
+    ticks = [t for t in (1, 5, 15, 60, 240, 1440, 4320, 10080, 43200) if t <= max(rt["minutes"].max(), 2)]
+    ax.set_xticks(ticks, [minutes_label(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("time from MQL to first touch (log scale)")
