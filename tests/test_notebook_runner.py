@@ -83,7 +83,7 @@ def test_untyped_and_optional_parameters(tmp_path):
 
 
 def test_notebooks_resolve_by_path_stem_or_unique_prefix(monkeypatch):
-    monkeypatch.setattr(nbr, "NOTEBOOKS", HERE)
+    monkeypatch.setattr("lab.notebook_params.NOTEBOOKS", HERE)
     assert nbr.resolve_notebook("plot_report") == PLOT
     assert nbr.resolve_notebook("fa") == FAILS
     assert nbr.resolve_notebook(str(PLOT)) == PLOT.resolve()
