@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 import threading
 from pathlib import Path
 
@@ -144,9 +145,12 @@ def test_html_header_records_parameters_seed_and_code_version(good_run):
     record, html = good_run
     assert record.params == {"n_points": 30, "title": "Speed to lead"} and record.seed == 7
     assert code_version() in html and record.run_id in html
-    header = html.split('<article class="body">')[0]
-    assert "<code>n_points</code>" in header and "<code>30</code>" in header
-    assert "<code>'Speed to lead'</code>" in header and "<dt>Seed</dt><dd>7</dd>" in header
+    header, rest = unescape(html).split('<article class="body">')
+    assert "<code>n_points=30</code>" in header and "<code>title='Speed to lead'</code>" in header
+    assert "<dt>Seed</dt><dd>7</dd>" in header
+    appendix = rest.split('id="run-parameters"')[1]
+    for name, value in [("n_points", "30"), ("scale", "1.5"), ("seed", "7"), ("title", "'Speed to lead'")]:
+        assert f"<code>{name}</code>" in appendix and f"<code>{value}</code>" in appendix
 
 
 def test_executed_notebook_holds_the_injected_parameters(good_run):
