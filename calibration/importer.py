@@ -120,8 +120,8 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV or Parquet (by suffix) without any cleaning."""
+def read_table(path: str | Path, placeholders=()) -> pd.DataFrame:
+    """Read CSV or Parquet (by suffix); exact placeholder strings become missing."""
     path = Path(path)
     if not path.exists():
         raise LabError(f"{path}: export file not found")
@@ -130,9 +130,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt", ".gz"}:
-            # Read everything as text except nothing: placeholders are cleaned afterwards,
-            # and an empty cell stays missing.
-            return pd.read_csv(path, low_memory=False)
+            # The pyarrow parser is multi-threaded and reads ISO timestamps natively: a
+            # million-lead export in seconds instead of half a minute.
+            try:
+                return pd.read_csv(path, engine="pyarrow", na_values=list(placeholders) or None)
+            except pd.errors.EmptyDataError:
+                raise
+            except Exception:  # anything pyarrow cannot read, the C parser may
+                return pd.read_csv(path, low_memory=False, na_values=list(placeholders) or None)
     except pd.errors.EmptyDataError:
         raise LabError(f"{path}: the export is empty (rule: at least one lead row)") from None
     except (ValueError, OSError) as exc:
@@ -143,7 +148,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def import_export(path: str | Path, mapping: str | Path | Mapping) -> LeadData:
     """Read, rename, clean and validate an export. See the module docstring for checks."""
     mapping = load_mapping(mapping)
-    raw = read_table(path)
+    raw = read_table(path, mapping.placeholders)
     src = str(path)
     if len(raw) == 0:
         raise LabError(f"{src}: the export is empty (rule: at least one lead row)")
@@ -189,17 +194,20 @@ def import_export(path: str | Path, mapping: str | Path | Mapping) -> LeadData:
 
 def _clear_placeholders(df: pd.DataFrame, placeholders) -> pd.DataFrame:
     """Placeholder values ("Select", "", "N/A", ...) become missing (case-insensitive)."""
-    ph = {p.strip().lower() for p in placeholders}
+    # Spelling variants a web form or a spreadsheet produces; a hash lookup per cell is
+    # far cheaper on a million rows than normalising every cell.
+    variants = set()
+    for p in placeholders:
+        for v in (p, p.strip(), p.lower(), p.upper(), p.title()):
+            variants |= {v, f" {v}", f"{v} ", f" {v} "}
     out = df.copy()
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
             continue
-        # Compare the distinct values only: cheap on a million rows.
-        uniq = pd.unique(s.dropna())
-        bad = [u for u in uniq if str(u).strip().lower() in ph]
-        if bad:
-            out[col] = s.mask(s.isin(bad))
+        bad = s.isin(variants)
+        if bad.any():
+            out[col] = s.mask(bad)
     return out
 
 

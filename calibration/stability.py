@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from calibration.model import category_codes
 from sim.scoring import BANDS
 
 #: Score bins for the PSI: every 10 points, open at both ends.
@@ -61,8 +62,8 @@ def feature_shares(frame: pd.DataFrame, spec: dict) -> dict[str, list[float]]:
             code[np.isnan(x)] = len(s["cuts"]) + 1
             k = len(s["cuts"]) + 2
         else:
-            cats = [v.lower() for v in s["categories"]]
-            code = pd.Index(cats).get_indexer(frame[c].astype("string").str.strip().str.lower())
+            cats = s["categories"]
+            code = category_codes(frame[c], cats)
             code = np.where(code < 0, len(cats), code)
             k = len(cats) + 1
         counts = np.bincount(code, minlength=k)

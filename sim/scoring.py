@@ -150,7 +150,10 @@ class PointsTable:
                 for (lo, hi), p in zip(spec, pts):
                     earned[(x >= lo) & (x < hi)] = p
             else:
-                earned = col.astype("string").str.lower().map(spec).astype(float).fillna(0.0).to_numpy()
+                # Look up the distinct values only (same result as mapping every cell).
+                codes, uniq = pd.factorize(col, use_na_sentinel=True)
+                pts_u = pd.Series(uniq, dtype=object).astype(str).str.lower().map(spec).astype(float).fillna(0.0)
+                earned = np.where(codes >= 0, np.append(pts_u.to_numpy(), 0.0)[codes], 0.0)
             cols[crit] = earned
         return pd.DataFrame(cols, index=leads.index)
 
