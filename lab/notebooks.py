@@ -180,7 +180,7 @@ def _first_line(text, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _failure_message(path: Path, exc: Exception, kept: Path | None) -> str:
+def _failure_message(path: Path, exc: Exception, kept: Path | None, phase: str) -> str:
     """One line: notebook, cell, exception name and message; no traceback."""
     from papermill.exceptions import PapermillExecutionError
 
@@ -190,7 +190,7 @@ def _failure_message(path: Path, exc: Exception, kept: Path | None) -> str:
                  f"{_first_line(exc.source, 60)!r})")
         what = f"{exc.ename}: {_first_line(exc.evalue)}"
     else:
-        where, what = "execution", f"{type(exc).__name__}: {_first_line(exc)}"
+        where, what = phase, f"{type(exc).__name__}: {_first_line(exc)}"
     tail = f"; executed notebook kept at {kept}" if kept else ""
     return f"notebook {path.name} failed at {where}: {what}{tail}"
 
@@ -229,6 +229,7 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
                        seed=parameter_value(declared, values, "seed"), status="ok",
                        started=t0.strftime("%Y-%m-%dT%H:%M:%SZ"),
                        code_version=code_version(), out_dir=str(out_dir))
+    phase = "execution"
     try:
         with _kernel_env():
             papermill.execute_notebook(
@@ -238,6 +239,7 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
                 # figures at twice the pixels, shown at the same size: sharp in the report
                 extra_arguments=["--InlineBackend.figure_formats=retina"])
         record.duration_s = round((datetime.now(timezone.utc) - t0).total_seconds(), 1)
+        phase = "rendering"
         html = render_html(nbformat.read(part, as_version=4), record, effective_parameters(declared, values))
         publish(out_dir / f"{run_id}.html", html)
         os.replace(part, out_dir / f"{run_id}.ipynb")
@@ -247,11 +249,14 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
     except Exception as exc:  # a failing cell, a dead kernel, a timeout, a render error
         kept = out_dir / FAILED / f"{run_id}.ipynb"
         kept.parent.mkdir(exist_ok=True)
-        os.replace(part, kept)
-        record.status, record.ipynb = "failed", f"{FAILED}/{run_id}.ipynb"
+        if part.exists():  # else it was already moved into place, and stays there
+            os.replace(part, kept)
+        record.status = "failed"
+        record.ipynb = f"{FAILED}/{run_id}.ipynb" if kept.exists() else f"{run_id}.ipynb"
         record.duration_s = round((datetime.now(timezone.utc) - t0).total_seconds(), 1)
         # an empty work file means papermill stopped before writing (e.g. no such kernel)
-        record.error = _failure_message(path, exc, kept if kept.stat().st_size else None)
+        record.error = _failure_message(path, exc, kept if kept.exists() and kept.stat().st_size else None,
+                                        phase)
         _record(out_dir, record)
         raise NotebookError(record.error, record) from None
     except BaseException:  # interrupted: nothing of this run is left behind
@@ -268,8 +273,8 @@ def _report_preprocessor():
     from nbconvert.preprocessors import Preprocessor
 
     class DropNoise(Preprocessor):
-        """Leave out what a reader should not see: stderr (warnings included), papermill's
-        error banners, stray ``<matplotlib...>`` reprs and code cells left empty."""
+        """Leave out what a reader should not see: stderr (warnings included), stray
+        ``<matplotlib...>`` reprs and code cells left with no output."""
 
         def preprocess(self, nb, resources):
             for cell in nb.cells:
