@@ -117,9 +117,19 @@ def _ratio(num, den, group, k) -> np.ndarray:
 def platt(score_train, y_train, seed: int = 0) -> tuple[float, float]:
     """Probability from a points score: ``p = 1 / (1 + exp(-(a + b * score)))`` fitted on
     training data (Platt scaling), so a points table gets a Brier score and a log loss."""
+    # A points score takes few values: fit on (value, class) counts, the same likelihood.
+    uniq, inv = np.unique(np.asarray(score_train, float), return_inverse=True)
+    y = np.asarray(y_train).astype(float)
+    pos = np.bincount(inv, weights=y, minlength=len(uniq))
+    neg = np.bincount(inv, minlength=len(uniq)) - pos
+    x, t, w = np.r_[uniq, uniq], np.r_[np.ones(len(uniq)), np.zeros(len(uniq))], np.r_[pos, neg]
+    keep = w > 0
+    # Centre and scale the score so the near-unpenalised fit is well conditioned.
+    mu, sd = float(uniq.mean()), float(uniq.std()) or 1.0
     lr = LogisticRegression(C=1e6, max_iter=1000, random_state=seed)
-    lr.fit(np.asarray(score_train, float).reshape(-1, 1), np.asarray(y_train).astype(int))
-    return float(lr.intercept_[0]), float(lr.coef_[0, 0])
+    lr.fit(((x[keep] - mu) / sd).reshape(-1, 1), t[keep], sample_weight=w[keep])
+    b = float(lr.coef_[0, 0]) / sd
+    return float(lr.intercept_[0]) - b * mu, b
 
 
 def bootstrap_counts(n: int, n_boot: int, seed: int):

@@ -72,7 +72,7 @@ def single_feature_auc(x: pd.Series, y: np.ndarray, seed: int = 0, n_bins: int =
 
 def check_leakage(X: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], *,
                   max_single_auc: float = 0.95, max_model_auc: float = 0.95, allow=(), seed: int = 0,
-                  max_rows: int = 200_000, n_suspects: int = 5) -> LeakageReport:
+                  max_rows: int = 100_000, n_suspects: int = 5) -> LeakageReport:
     """Run both rules on training data; see the module docstring."""
     y = np.asarray(y).astype(np.int8)
     rng = np.random.default_rng(seed)

@@ -67,7 +67,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
     }
 
     def __init__(self, numeric=None, categorical=None, n_bins=10, min_frequency=0.005, max_categories=30,
-                 Cs=(0.01, 0.1, 1.0, 10.0), cv=3, max_iter=2000, random_state=0, cv_max_rows=100_000):
+                 Cs=(0.01, 0.1, 1.0, 10.0), cv=3, max_iter=2000, random_state=0, cv_max_rows=50_000):
         self.numeric = numeric
         self.categorical = categorical
         self.n_bins = n_bins

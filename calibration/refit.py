@@ -55,7 +55,7 @@ class RefitConfig(BaseModel):
     hot_capacity: float | None = Field(None, gt=0)
     value_per_qualified: float = Field(1.0, gt=0)
     n_boot: int = Field(200, ge=10)
-    leakage_max_rows: int = Field(200_000, ge=1000)
+    leakage_max_rows: int = Field(100_000, ge=1000)
 
 
 @dataclass
