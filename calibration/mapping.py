@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from sim.errors import LabError
+from sim.scenario import read_yaml
 
 ID = "lead_id"
 CREATED = "created_at"
@@ -172,10 +172,7 @@ def load_mapping(path: str | Path | Mapping) -> Mapping:
     path = Path(path)
     if not path.exists():
         raise LabError(f"{path}: mapping file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise LabError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path)  # names the line and column of a YAML syntax error
     if not isinstance(doc, dict):
         raise LabError(f"{path}: a mapping file must be a YAML mapping of keys; got {type(doc).__name__}")
     try:
