@@ -188,16 +188,17 @@ class Pool:
     # ---- processes ---------------------------------------------------------------
     def worker(self, k: int):
         env, eng = self.env, self.eng
+        timeout, start, finish, pop, count = env.timeout, eng.start_touch, eng.finish_touch, self.pop, self._count
         while True:
             now = env.now
             if self.on_duty(k, now):
-                i = self.pop(k)
+                i = pop(k)
                 if i is not None:
-                    self._count(-1)
-                    h = eng.start_touch(self, i, k)
+                    count(-1)
+                    h = start(self, i, k)
                     self.busy_minutes += h
-                    yield env.timeout(h)
-                    eng.finish_touch(self, i, k)
+                    yield timeout(h)
+                    finish(self, i, k)
                     continue
                 self.idle_until[k] = self.ends[k][self.ptr[k]]
             elif self.ptr[k] >= len(self.ends[k]):
@@ -269,6 +270,7 @@ class Engine:
         self.entered = [0.0] * n
         self.d1 = [0.0] * n         # delay of the first touch of the current episode
         self.result = [OPEN] * n
+        self.passes = draws.u_touch.shape[1]
         self.no_contact_share = team.no_contact_handling_share
         self.reassigned = 0
         self.ep = Episodes()
@@ -308,16 +310,16 @@ class Engine:
         if now >= self.horizon:
             return
         e = self.episode[i] + 1
-        if e >= self.draws.u_touch.shape[1]:
+        if e >= self.passes:
             return  # no more passes allowed for this lead
         self.episode[i] = e
         self.band[i] = band
         self.attempt[i] = 0
         self.entered[i] = now
         self.owner[i] = -1
+        pool = self.ae if (self.ae is not None and band == HOT) else self.sdr
         ep = self.ep
         self.row[i] = len(ep.lead)
-        pool = self.pool_for(i)
         ep.lead.append(i); ep.number.append(e); ep.band.append(band); ep.entered.append(now)
         ep.first_touch.append(math.nan); ep.owner.append(-1); ep.attempts.append(0)
         ep.outcome.append(OPEN); ep.done_at.append(math.nan); ep.pool.append(pool.name)

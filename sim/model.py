@@ -36,9 +36,18 @@ class Replication:
 
     leads: pd.DataFrame      # one row per lead, CRM export columns plus run-time minutes
     episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
-    events: pd.DataFrame     # one row per lead per stage change
     pools: dict              # utilisation and queue statistics per team
     reassigned: int
+    _follow: "_FollowUp" = None
+    _horizon: float = 0.0
+    _events: pd.DataFrame | None = None
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """One row per lead per stage change (built on first use: sweeps rarely need it)."""
+        if self._events is None:
+            self._events = _event_log(self.leads, self.episodes, self._follow, self._horizon)
+        return self._events
 
 
 class _FollowUp:
@@ -181,11 +190,12 @@ def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None
     ep = engine.run(times[order], idx[order], bands[order])
 
     episodes = _episodes_frame(ep, clock)
-    leads_out, events = _follow_through(scn, leads, score, band0, episodes, follow, rng["deals"], horizon)
+    leads_out = _follow_through(scn, leads, score, band0, episodes, follow, rng["deals"], horizon)
     pools = {"sdr": engine.sdr.stats()}
     if engine.ae is not None:
         pools["ae"] = engine.ae.stats()
-    return Replication(leads_out, episodes, events, pools, engine.reassigned)
+    follow.engine = None  # the event log needs only the follow-up's records
+    return Replication(leads_out, episodes, pools, engine.reassigned, follow, horizon)
 
 
 def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
@@ -299,8 +309,7 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     out["amount"] = amount
     out["passes"] = n_passes
 
-    events = _event_log(out, episodes, follow, horizon)
-    return out, events
+    return out
 
 
 def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, follow: _FollowUp, horizon: float) -> pd.DataFrame:
