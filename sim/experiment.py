@@ -15,10 +15,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sim.calendar import BusinessClock
+from sim.errors import LabError
 from sim.io import code_version, now_utc
 from sim.kpis import replication_kpis, summarise
 from sim.model import run_replication
 from sim.scenario import Scenario
+
+
+SCHEDULER_TIMEOUT_S = 10
 
 
 @dataclass
@@ -125,7 +129,12 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bo
         if scheduler:
             from dask.distributed import Client, as_completed
 
-            with Client(scheduler) as client:
+            try:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise LabError(f"--scheduler {scheduler}: could not reach a dask scheduler there within "
+                               f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__}: {exc})") from None
+            with client:
                 futures = client.map(run_task, tasks, pure=False)
                 index = {f.key: k for k, f in enumerate(futures)}
                 out = [None] * len(tasks)

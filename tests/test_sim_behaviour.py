@@ -211,3 +211,14 @@ def test_round_robin_reassigns_breached_leads_and_respects_caps():
     capped = run_replication(short(**base, **{"team.capacity_cap": 3}), 0)
     assert capped.pools["sdr"]["max_open_per_person"] == 3
     assert on.pools["sdr"]["max_open_per_person"] > 3
+
+
+def test_cli_unreachable_scheduler_is_one_readable_line(tmp_path, capsys, monkeypatch):
+    import sim.experiment as ex
+
+    monkeypatch.setattr(ex, "SCHEDULER_TIMEOUT_S", 2)
+    rc = main(["simulate", str(SCENARIOS / "baseline.yaml"), "-r", "1", "--set", "calendar.horizon_days=14",
+               "--set", "calendar.warmup_days=2", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--scheduler tcp://127.0.0.1:9: could not reach a dask scheduler" in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
