@@ -472,3 +472,14 @@ def provenance(*sweeps: SavedSweep, model: str | Path | None = None) -> pd.DataF
         except FileNotFoundError as exc:
             rows.append({"input": "scoring model", "folder": str(exc)})
     return pd.DataFrame(rows, dtype=object).set_index("input").fillna("")
+
+
+def cutoff_grid(table, mql_cutoffs, current_mql: float = 0.0, step: float = 5.0, half_width: int = 2):
+    """The MQL cut-offs to try and today's cut-off, on the scale of ``table``.
+
+    An empty ``mql_cutoffs`` centres the grid on the table's own MQL cut-off (a refitted
+    table carries the cut-offs chosen for the team's capacity, which need not be 60);
+    ``current_mql`` of 0 or less means the table's own cut-off."""
+    own = float(table.thresholds.mql)
+    grid = [float(m) for m in mql_cutoffs] or [own + step * k for k in range(-half_width, half_width + 1)]
+    return grid, (own if current_mql <= 0 else float(current_mql))
