@@ -5,8 +5,6 @@ Time in the simulator is minutes since 00:00 local time of ``calendar.start_date
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 
 from sim.scenario import Calendar, Shift
@@ -53,10 +51,6 @@ class BusinessClock:
         # Inside minute i-1 (which is open) B rises linearly by one.
         return (i - 1) + (target - self.cum[i - 1])
 
-    def is_open(self, t) -> np.ndarray:
-        t = np.clip(np.asarray(t, dtype=float), 0, len(self.open) - 1)
-        return self.open[np.floor(t).astype(np.int64)]
-
 
 def _holiday_index(cal: Calendar) -> set[int]:
     return {(h - cal.start_date).days for h in cal.holidays}
@@ -97,7 +91,3 @@ def timestamps(cal: Calendar, t) -> "np.ndarray":
     naive = pd.Timestamp(cal.start_date) + pd.to_timedelta(np.asarray(t, dtype=float), unit="m")
     out = pd.DatetimeIndex(naive).tz_localize(cal.timezone, nonexistent="shift_forward", ambiguous="NaT")
     return out.floor("s")
-
-
-def day_index_to_date(cal: Calendar, d: int):
-    return cal.start_date + timedelta(days=int(d))

@@ -42,7 +42,7 @@ class Draws:
     # of the earlier ones: common random numbers across policies.
     u_touch: np.ndarray      # (A, E, n) uniform: contact / qualification
     handle: np.ndarray       # (A, E, n) SDR handling minutes
-    handle_ae: np.ndarray    # (A, E, n) AE handling minutes (escalated Hot leads)
+    handle_ae: np.ndarray | None  # (A, E, n) AE handling minutes; None without AE escalation
 
 
 @dataclass
@@ -299,9 +299,6 @@ class Engine:
         if self.business_sla:
             return float(self.clock.wall_time_after(self.entered[i], sla))
         return self.entered[i] + sla
-
-    def pool_for(self, i: int) -> Pool:
-        return self.ae if (self.ae is not None and self.band[i] == HOT) else self.sdr
 
     # ---- episodes ----------------------------------------------------------------------
     def enter(self, i: int, band: int):

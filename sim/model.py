@@ -38,7 +38,7 @@ class Replication:
     episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
     pools: dict              # utilisation and queue statistics per team
     reassigned: int
-    _follow: "_FollowUp" = None
+    _log: list = None         # the follow-up's stage changes, for the event log
     _horizon: float = 0.0
     _events: pd.DataFrame | None = None
 
@@ -46,14 +46,14 @@ class Replication:
     def events(self) -> pd.DataFrame:
         """One row per lead per stage change (built on first use: sweeps rarely need it)."""
         if self._events is None:
-            self._events = _event_log(self.leads, self.episodes, self._follow, self._horizon)
+            self._events = _event_log(self.leads, self.episodes, self._log, self._horizon)
         return self._events
 
 
 class _FollowUp:
     """Decides what follows an SDR episode (SAL, recycle, nurture) inside the run."""
 
-    def __init__(self, scn: Scenario, n: int, fit_points: np.ndarray, score: np.ndarray, band0: np.ndarray,
+    def __init__(self, scn: Scenario, n: int, fit_points: np.ndarray,
                  rng_sales: np.random.Generator, rng_nurture: np.random.Generator, passes: int):
         self.scn = scn
         cv = scn.conversion
@@ -66,13 +66,11 @@ class _FollowUp:
         self.disp_days = rng_sales.exponential(cv.disposition_days_mean, (passes, n))
         self.gaps = rng_nurture.exponential(1.0, (passes + 1, NURTURE_EVENTS, n)).tolist()
         self.fit_points = fit_points
-        self.score = score
-        self.band0 = band0
         self.sal_at = np.full(n, np.nan)
         self.decided_at = np.full(n, np.nan)
         self.handoff_at = np.full(n, np.nan)
         self.reason = np.full(n, -1, dtype=np.int8)
-        self.state = np.zeros(n, dtype=np.int8)  # see STATE below
+        self.state = np.zeros(n, dtype=np.int8)  # a CODE of STAGES
         self.log: list[tuple[int, int, float, int]] = []  # (lead, stage code, time, reason)
         self.engine: Engine | None = None
         self.mql_cut = None
@@ -104,7 +102,7 @@ class _FollowUp:
             self.decided_at[i] = decided
             if self.u_sal[e, i] < self.accept[band]:
                 self.sal_at[i] = decided
-                self.state[i] = STATE["sal"]
+                self.state[i] = CODE["sal"]
                 self.log.append((i, CODE["sal"], decided, -1))
                 return
             r = int(np.searchsorted(self.mix_cum, self.u_reason[e, i], side="right"))
@@ -112,10 +110,10 @@ class _FollowUp:
             self.reason[i] = r
             reason = REASONS[r]
             if reason == "not_icp":
-                self.state[i] = STATE["disqualified"]
+                self.state[i] = CODE["disqualified"]
                 self.log.append((i, CODE["disqualified"], decided, r))
                 return
-            self.state[i] = STATE["recycled"]
+            self.state[i] = CODE["recycled"]
             self.log.append((i, CODE["recycled"], decided, r))
             days = self.scn.conversion.recycle_after_days.get(reason)
             if days is not None:  # revisit after N days (no_timing, blocker)
@@ -124,7 +122,7 @@ class _FollowUp:
             self._nurture(i, e, decided)  # no_intent, wrong_role: nurture, re-score
             return
         # Contacted but not qualified, or never reached: back to marketing nurture.
-        self.state[i] = STATE["recycled"]
+        self.state[i] = CODE["recycled"]
         self.log.append((i, CODE["recycled"], now, -1))
         self._nurture(i, e, now)
 
@@ -140,7 +138,6 @@ class _FollowUp:
 
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "won", "lost", "no_decision", "recycled", "disqualified")
 CODE = {s: k for k, s in enumerate(STAGES)}
-STATE = CODE
 
 
 def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None,
@@ -167,9 +164,10 @@ def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None
     draws = Draws(
         u_touch=rng["touch"].random((A, passes, n)),
         handle=team.handling_time.sample(rng["handling"], (A, passes, n)),
-        handle_ae=team.ae_handling_time.sample(rng["handling"], (A, passes, n)),
+        handle_ae=(team.ae_handling_time.sample(rng["handling"], (A, passes, n))
+                   if team.escalate_hot_to_ae else None),
     )
-    follow = _FollowUp(scn, n, fit_points, score, band0, rng["sales"], rng["nurture"], passes)
+    follow = _FollowUp(scn, n, fit_points, rng["sales"], rng["nurture"], passes)
     follow.mql_cut = table.thresholds.mql
     engine = Engine(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow)
     follow.engine = engine
@@ -194,8 +192,7 @@ def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None
     pools = {"sdr": engine.sdr.stats()}
     if engine.ae is not None:
         pools["ae"] = engine.ae.stats()
-    follow.engine = None  # the event log needs only the follow-up's records
-    return Replication(leads_out, episodes, pools, engine.reassigned, follow, horizon)
+    return Replication(leads_out, episodes, pools, engine.reassigned, follow.log, horizon)
 
 
 def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
@@ -312,14 +309,14 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     return out
 
 
-def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, follow: _FollowUp, horizon: float) -> pd.DataFrame:
+def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: list, horizon: float) -> pd.DataFrame:
     """One row per lead per stage change, in time order."""
     parts = [pd.DataFrame({"lead": np.arange(len(leads)), "stage": "lead", "t": leads["t_created"].to_numpy(),
                            "reason": -1})]
     parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy(), "stage": "mql",
                                "t": episodes["entered"].to_numpy(), "reason": -1}))
-    if follow.log:
-        lg = np.asarray(follow.log, dtype=float)
+    if log:
+        lg = np.asarray(log, dtype=float)
         keep = lg[:, 2] < horizon
         parts.append(pd.DataFrame({"lead": lg[keep, 0].astype(np.int64),
                                    "stage": np.asarray(STAGES, dtype=object)[lg[keep, 1].astype(int)],
