@@ -53,7 +53,7 @@ class Replication:
 class _FollowUp:
     """Decides what follows an SDR episode (SAL, recycle, nurture) inside the run."""
 
-    def __init__(self, scn: Scenario, n: int, fit_points: np.ndarray,
+    def __init__(self, scn: Scenario, n: int, score: np.ndarray, fit_points: np.ndarray, mql_cut: float,
                  rng_sales: np.random.Generator, rng_nurture: np.random.Generator, passes: int):
         self.scn = scn
         cv = scn.conversion
@@ -64,8 +64,11 @@ class _FollowUp:
         self.u_sal = rng_sales.random((passes, n))
         self.u_reason = rng_sales.random((passes, n))
         self.disp_days = rng_sales.exponential(cv.disposition_days_mean, (passes, n))
-        self.gaps = rng_nurture.exponential(1.0, (passes + 1, NURTURE_EVENTS, n)).tolist()
-        self.fit_points = fit_points
+        self.mql_cut = mql_cut
+        # Spell 0 starts from the full score at creation; later spells from the fit points
+        # alone (the engagement that made the lead an MQL is spent).
+        self.cross = [self.nurture_crossings(rng_nurture, spell, score if spell == 0 else fit_points).tolist()
+                      for spell in range(passes + 1)]
         self.sal_at = np.full(n, np.nan)
         self.decided_at = np.full(n, np.nan)
         self.handoff_at = np.full(n, np.nan)
@@ -73,25 +76,25 @@ class _FollowUp:
         self.state = np.zeros(n, dtype=np.int8)  # a CODE of STAGES
         self.log: list[tuple[int, int, float, int]] = []  # (lead, stage code, time, reason)
         self.engine: Engine | None = None
-        self.mql_cut = None
         self.nurture_on = scn.nurture.enabled and scn.nurture.engagement_events_per_week > 0
 
-    def nurture_crossing(self, i: int, spell: int, start: float, s0: float) -> float:
-        """When a nurtured lead's score first reaches the MQL cut-off (inf if never).
+    def nurture_crossings(self, rng: np.random.Generator, spell: int, s0: np.ndarray) -> np.ndarray:
+        """Minutes from the start of a nurture spell until each lead's score first reaches
+        the MQL cut-off (inf if not within ``NURTURE_EVENTS`` engagement events).
 
         Engagement arrives as a Poisson process (``engagement_events_per_week``), each
         event adding ``points_per_event``; the score decays linearly
-        (``score_decay_points_per_week``)."""
+        (``score_decay_points_per_week``). Drawn spell by spell, in bulk."""
         nu = self.scn.nurture
-        if not nu.enabled or nu.engagement_events_per_week <= 0 or spell >= len(self.gaps):
-            return math.inf
-        rate, pts, dec, cut = nu.engagement_events_per_week, nu.points_per_event, nu.score_decay_points_per_week, self.mql_cut
-        t = 0.0
-        for k in range(NURTURE_EVENTS):
-            t += self.gaps[spell][k][i] / rate
-            if s0 + (k + 1) * pts - dec * t >= cut:
-                return start + t * WEEK
-        return math.inf
+        n = len(s0)
+        if not nu.enabled or nu.engagement_events_per_week <= 0:
+            return np.full(n, np.inf)
+        # Running sums in event order, as a scalar loop would add them.
+        t = np.cumsum(rng.exponential(1.0, (NURTURE_EVENTS, n)) / nu.engagement_events_per_week, axis=0)
+        k = np.arange(1, NURTURE_EVENTS + 1)[:, None]
+        ok = np.asarray(s0, dtype=float)[None, :] + k * nu.points_per_event - nu.score_decay_points_per_week * t >= self.mql_cut
+        first = ok.argmax(axis=0)
+        return np.where(ok.any(axis=0), t[first, np.arange(n)] * WEEK, np.inf)
 
     def __call__(self, i: int, e: int, outcome: int, now: float, d1: float):
         eng = self.engine
@@ -131,8 +134,8 @@ class _FollowUp:
             return
         # Re-scored on new engagement only: the engagement points that made it an MQL
         # are spent, the fit points stay.
-        t = self.nurture_crossing(i, e + 1, start, self.fit_points[i])
-        if math.isfinite(t):
+        t = start + self.cross[e + 1][i]
+        if t < math.inf:
             self.engine.reenter(i, MQL, t)
 
 
@@ -167,23 +170,19 @@ def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None
         handle_ae=(team.ae_handling_time.sample(rng["handling"], (A, passes, n))
                    if team.escalate_hot_to_ae else None),
     )
-    follow = _FollowUp(scn, n, fit_points, rng["sales"], rng["nurture"], passes)
-    follow.mql_cut = table.thresholds.mql
+    follow = _FollowUp(scn, n, score, fit_points, table.thresholds.mql, rng["sales"], rng["nurture"], passes)
     engine = Engine(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow)
     follow.engine = engine
 
     # Routed at creation: Hot and MQL. Nurture and Cold enter later, if engagement
     # lifts them over the MQL cut-off before the horizon.
     routed = np.flatnonzero(band0 <= MQL)
-    later_t, later_i = [], []
-    for i in np.flatnonzero(band0 > MQL):
-        tc = follow.nurture_crossing(i, 0, t[i], score[i])
-        if tc < horizon:
-            later_t.append(tc)
-            later_i.append(i)
-    times = np.concatenate([t[routed], np.asarray(later_t)])
-    idx = np.concatenate([routed, np.asarray(later_i, dtype=np.int64)])
-    bands = np.concatenate([band0[routed], np.full(len(later_i), MQL)])
+    later = np.flatnonzero(band0 > MQL)
+    t_later = t[later] + np.asarray(follow.cross[0])[later]
+    later, t_later = later[t_later < horizon], t_later[t_later < horizon]
+    times = np.concatenate([t[routed], t_later])
+    idx = np.concatenate([routed, later])
+    bands = np.concatenate([band0[routed], np.full(len(later), MQL)])
     order = np.argsort(times, kind="stable")
     ep = engine.run(times[order], idx[order], bands[order])
 
@@ -208,7 +207,8 @@ def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
             "outcome": np.asarray(["open", "qualified", "not_qualified", "unreached"], dtype=object)[
                 np.asarray(ep.outcome, dtype=np.int8)] if ep.lead else np.array([], dtype=object),
             "done_at": np.asarray(ep.done_at, dtype=float),
-            "pool": np.asarray(ep.pool, dtype=object),
+            "pool": np.asarray(["sdr", "ae"], dtype=object)[np.asarray(ep.pool, dtype=np.int8)]
+            if ep.lead else np.array([], dtype=object),
         }
     )
     df["response_minutes"] = df["first_touch"] - df["entered"]
