@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sim.calendar import hour_of_week
+from sim.io import labels
 from sim.scenario import SENIORITY, Scenario
 
 TARGET_INDUSTRIES = ("software", "financial_services", "healthcare")
@@ -86,35 +87,40 @@ def sample_leads(scn: Scenario, t: np.ndarray, rng: np.random.Generator) -> pd.D
         eng["webinars"][m] = rng.poisson(c.webinars_mean, k)
         cost[m] = c.cost_per_lead
     pick = u[:, 5]
-    industry = np.where(
-        ind_fit,
-        np.asarray(TARGET_INDUSTRIES)[(pick * len(TARGET_INDUSTRIES)).astype(int)],
-        np.asarray(OTHER_INDUSTRIES)[(pick * len(OTHER_INDUSTRIES)).astype(int)],
-    )
-    region = np.where(
-        reg_fit,
-        np.asarray(TARGET_REGIONS)[(pick * len(TARGET_REGIONS)).astype(int)],
-        np.asarray(OTHER_REGIONS)[(pick * len(OTHER_REGIONS)).astype(int)],
-    )
+    industries = TARGET_INDUSTRIES + OTHER_INDUSTRIES
+    industry = np.where(ind_fit, (pick * len(TARGET_INDUSTRIES)).astype(int),
+                        len(TARGET_INDUSTRIES) + (pick * len(OTHER_INDUSTRIES)).astype(int))
+    regions = TARGET_REGIONS + OTHER_REGIONS
+    region = np.where(reg_fit, (pick * len(TARGET_REGIONS)).astype(int),
+                      len(TARGET_REGIONS) + (pick * len(OTHER_REGIONS)).astype(int))
+    emp = emp.astype(np.int64)
     df = pd.DataFrame(
         {
             "t_created": t,
-            "channel": np.asarray(names, dtype=object)[ch],
-            "employee_count": emp.astype(np.int64),
-            "industry": industry,
-            "industry_fit": np.where(ind_fit, "target", "other"),
-            "region": region,
-            "region_fit": np.where(reg_fit, "target", "other"),
-            "seniority": np.asarray(SENIORITY, dtype=object)[sen],
+            "channel": labels(names, ch),
+            "employee_count": emp,
+            "industry": labels(industries, industry),
+            "industry_fit": labels(("target", "other"), (~ind_fit).view(np.int8)),
+            "region": labels(regions, region),
+            "region_fit": labels(("target", "other"), (~reg_fit).view(np.int8)),
+            "seniority": labels(SENIORITY, sen),
             **eng,
             "cost": cost,
+            "segment": labels(SEGMENT_NAMES, segment_code(emp)),
         }
     )
-    df["segment"] = segment_of(df["employee_count"].to_numpy())
     return df
+
+
+SEGMENT_NAMES = ("smb", "mid", "enterprise")
+
+
+def segment_code(employee_count: np.ndarray) -> np.ndarray:
+    """Index into ``SEGMENT_NAMES``: smb below 100 employees, mid 100-1,000, enterprise above."""
+    e = np.asarray(employee_count)
+    return (e >= 100).astype(np.int8) + (e > 1000)
 
 
 def segment_of(employee_count: np.ndarray) -> np.ndarray:
     """smb below 100 employees, mid 100-1,000, enterprise above (the seeds' fit band)."""
-    e = np.asarray(employee_count)
-    return np.where(e < 100, "smb", np.where(e <= 1000, "mid", "enterprise")).astype(object)
+    return np.asarray(SEGMENT_NAMES, dtype=object)[segment_code(employee_count)]

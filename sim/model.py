@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.arrivals import ENGAGEMENT, arrival_times, sample_leads
+from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
+from sim.io import labels, numbered
 from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes
-from sim.scenario import REASONS, SEGMENTS, Scenario
+from sim.scenario import REASONS, Scenario
 
-SEGMENTS_SORTED = tuple(sorted(SEGMENTS))
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
 WEEK = 7 * 1440.0
 DAY = 1440.0
@@ -139,6 +139,7 @@ class _FollowUp:
             self.engine.reenter(i, MQL, t)
 
 
+OUTCOMES = ("open", "won", "lost", "no_decision")
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "won", "lost", "no_decision", "recycled", "disqualified")
 CODE = {s: k for k, s in enumerate(STAGES)}
 
@@ -199,16 +200,14 @@ def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
         {
             "lead": np.asarray(ep.lead, dtype=np.int64),
             "episode": np.asarray(ep.number, dtype=np.int16),
-            "band": np.where(np.asarray(ep.band, dtype=np.int8) == HOT, "hot", "mql"),
+            "band": labels(("hot", "mql"), np.asarray(ep.band, dtype=np.int8)),
             "entered": np.asarray(ep.entered, dtype=float),
             "first_touch": np.asarray(ep.first_touch, dtype=float),
             "owner": np.asarray(ep.owner, dtype=np.int32),
             "attempts": np.asarray(ep.attempts, dtype=np.int16),
-            "outcome": np.asarray(["open", "qualified", "not_qualified", "unreached"], dtype=object)[
-                np.asarray(ep.outcome, dtype=np.int8)] if ep.lead else np.array([], dtype=object),
+            "outcome": labels(("open", "qualified", "not_qualified", "unreached"), np.asarray(ep.outcome, dtype=np.int8)),
             "done_at": np.asarray(ep.done_at, dtype=float),
-            "pool": np.asarray(["sdr", "ae"], dtype=object)[np.asarray(ep.pool, dtype=np.int8)]
-            if ep.lead else np.array([], dtype=object),
+            "pool": labels(("sdr", "ae"), np.asarray(ep.pool, dtype=np.int8)),
         }
     )
     df["response_minutes"] = df["first_touch"] - df["entered"]
@@ -224,7 +223,6 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     """SQL -> opportunity -> close for accepted leads, sampled in bulk (no contention)."""
     n = len(leads)
     cv = scn.conversion
-    seg = leads["segment"].to_numpy()
     # Draw for every lead so the numbers do not depend on which leads were accepted.
     u_opp = rng.random(n)
     u_close = rng.random(n)
@@ -233,8 +231,8 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     close_z = rng.exponential(1.0, n)
     amount_z = rng.standard_normal(n)
 
-    seg_idx = np.searchsorted(np.asarray(SEGMENTS_SORTED), seg.astype(str))
-    by_seg = lambda d: np.array([d[s] for s in SEGMENTS_SORTED])[seg_idx]  # noqa: E731
+    seg_idx = segment_code(leads["employee_count"].to_numpy())
+    by_seg = lambda d: np.array([d[s] for s in SEGMENT_NAMES])[seg_idx]  # noqa: E731
     p_opp = by_seg(cv.sql_to_opportunity)
     p_win = by_seg(cv.win_prob)
     p_nd = by_seg(cv.no_decision_prob)
@@ -251,61 +249,58 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     amount = np.where(opp_ok, np.round(med * np.exp(cv.deal_size_sigma * amount_z), -2), np.nan)
     close_at = np.where(opp_ok, opp_at + close_z * close_days * DAY, np.nan)
     closed = opp_ok & (close_at < horizon)
-    outcome = np.full(n, "open", dtype=object)
-    outcome[closed] = np.where(u_close[closed] < p_win[closed], "won",
-                               np.where(u_close[closed] < p_win[closed] + p_nd[closed], "no_decision", "lost"))
+    # 0 open, 1 won, 2 lost, 3 no decision (OUTCOMES)
+    outcome = np.where(~closed, 0, np.where(u_close < p_win, 1, np.where(u_close < p_win + p_nd, 3, 2)))
 
-    # Per-lead summaries of the queue episodes.
-    ep = episodes
-    first = ep.groupby("lead", sort=False).agg(
-        mql_at=("entered", "min"), first_response_at=("first_touch", "min"), owner=("owner", "first"))
+    # Per-lead summaries of the queue episodes (rows of a lead are in episode order).
+    lead = episodes["lead"].to_numpy()
+    number = episodes["episode"].to_numpy()
+    first = number == 0
     mql_at = np.full(n, np.nan)
-    first_resp = np.full(n, np.nan)
+    mql_at[lead[first]] = episodes["entered"].to_numpy()[first]
     owner = np.full(n, -1)
-    li = first.index.to_numpy()
-    mql_at[li] = first["mql_at"].to_numpy()
-    first_resp[li] = first["first_response_at"].to_numpy()
-    owner[li] = first["owner"].to_numpy()
-    n_passes = np.bincount(ep["lead"].to_numpy(), minlength=n)
+    owner[lead[first]] = episodes["owner"].to_numpy()[first]
+    first_resp = np.full(n, np.nan)
+    np.fmin.at(first_resp, lead, episodes["first_touch"].to_numpy())  # fmin skips NaN
+    n_passes = np.bincount(lead, minlength=n)
+    last = number == n_passes[lead] - 1
     last_open = np.zeros(n, dtype=bool)
-    if len(ep):
-        last = ep.drop_duplicates("lead", keep="last")
-        last_open[last["lead"].to_numpy()] = (last["outcome"] == "open").to_numpy()
+    last_open[lead[last]] = (episodes["outcome"].to_numpy()[last] == "open")
 
     # Final stage: the furthest thing that happened before the horizon.
-    stage = np.full(n, "lead", dtype=object)
-    stage[n_passes > 0] = "mql"
+    stage = np.full(n, CODE["lead"], dtype=np.int8)
+    stage[n_passes > 0] = CODE["mql"]
     st = follow.state
-    stage[(st == CODE["recycled"]) & ~last_open] = "recycled"
-    stage[(st == CODE["disqualified"]) & ~last_open] = "disqualified"
+    stage[(st == CODE["recycled"]) & ~last_open] = CODE["recycled"]
+    stage[(st == CODE["disqualified"]) & ~last_open] = CODE["disqualified"]
     pending = np.isfinite(follow.decided_at) & (follow.decided_at >= horizon)
-    stage[pending] = "mql"  # handed to sales, no decision yet at the horizon
-    stage[accepted] = "sal"
-    stage[sql_ok] = "sql"
-    stage[opp_ok] = "opportunity"
-    stage[closed] = outcome[closed]
+    stage[pending] = CODE["mql"]  # handed to sales, no decision yet at the horizon
+    stage[accepted] = CODE["sal"]
+    stage[sql_ok] = CODE["sql"]
+    stage[opp_ok] = CODE["opportunity"]
+    stage[closed] = np.asarray([0, CODE["won"], CODE["lost"], CODE["no_decision"]])[outcome[closed]]
 
-    reason = np.asarray(REASONS + ("",), dtype=object)[follow.reason]
-    sal_rec = np.where(accepted, sal_at, np.nan)
     out = leads.copy()
-    out.insert(0, "lead_id", np.char.add("L", np.char.zfill(np.arange(n).astype(str), 6)).astype(object))
-    out["score"] = score
-    out["band"] = np.asarray(("hot", "mql", "nurture", "cold"), dtype=object)[band0]
-    out["t_mql"] = mql_at
-    out["t_first_response"] = first_resp
-    out["owner_id"] = np.where(owner >= 0, np.char.add("SDR", np.char.zfill(owner.astype(str), 2)).astype(object), None)
-    out["t_sal"] = sal_rec
-    out["t_handoff"] = follow.handoff_at
-    out["t_decided"] = follow.decided_at
-    out["t_sql"] = np.where(sql_ok, sql_at, np.nan)
-    out["t_opportunity"] = np.where(opp_ok, opp_at, np.nan)
-    out["t_closed"] = np.where(closed, close_at, np.nan)
-    out["outcome"] = outcome
-    out["stage"] = stage
-    out["rejection_reason"] = np.where(follow.reason >= 0, reason, None)
-    out["amount"] = amount
-    out["passes"] = n_passes
-
+    out.insert(0, "lead_id", numbered("L", np.arange(n), 6))
+    cols = {
+        "score": score,
+        "band": labels(("hot", "mql", "nurture", "cold"), band0),
+        "t_mql": mql_at,
+        "t_first_response": first_resp,
+        "owner_id": numbered("SDR", owner, 2),
+        "t_sal": np.where(accepted, sal_at, np.nan),
+        "t_handoff": follow.handoff_at,
+        "t_decided": follow.decided_at,
+        "t_sql": np.where(sql_ok, sql_at, np.nan),
+        "t_opportunity": np.where(opp_ok, opp_at, np.nan),
+        "t_closed": np.where(closed, close_at, np.nan),
+        "outcome": labels(OUTCOMES, outcome),
+        "stage": labels(STAGES, stage),
+        "rejection_reason": labels(REASONS, follow.reason),
+        "amount": amount,
+        "passes": n_passes,
+    }
+    out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
     return out
 
 
