@@ -18,9 +18,11 @@ so a policy change never reshuffles which lead is contacted or how long a call t
 """
 from __future__ import annotations
 
+import gc
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from heapq import heappop, heappush
 
 import numpy as np
@@ -34,6 +36,21 @@ from sim.scenario import Scenario, Team
 OPEN, QUALIFIED, NOT_QUALIFIED, UNREACHED = 0, 1, 2, 3
 HOT, MQL = 0, 1
 INF = math.inf
+NAN = math.nan
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector. A replication allocates hundreds of thousands
+    of small objects that live until it ends; the collector would scan them again and
+    again and find nothing to free (reference counting frees the rest)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def attempt_delays(team: Team) -> np.ndarray:
@@ -55,20 +72,73 @@ class Draws:
     handle_ae: np.ndarray | None  # (A, E, n) AE handling minutes; None without AE escalation
 
 
-@dataclass
 class Episodes:
-    """One row per pass of a lead through the queue (filled by the engine)."""
+    """One row per pass of a lead through a queue, filled by the engine.
 
-    lead: list = field(default_factory=list)
-    number: list = field(default_factory=list)
-    band: list = field(default_factory=list)
-    entered: list = field(default_factory=list)
-    first_touch: list = field(default_factory=list)
-    owner: list = field(default_factory=list)
-    attempts: list = field(default_factory=list)
-    outcome: list = field(default_factory=list)
-    done_at: list = field(default_factory=list)
-    pool: list = field(default_factory=list)   # 0 SDR, 1 AE
+    Rows ``0 .. n_first - 1`` are the leads' first passes, fed in before the run in
+    arrival order (their lead, band and entry time are known in bulk); later passes
+    (recycles, nurture re-entries) are appended as they begin. What happens during a
+    pass (first touch, owner, attempts, outcome, end) is written into plain lists."""
+
+    def __init__(self, leads: np.ndarray, bands: np.ndarray, times: np.ndarray, pools: np.ndarray):
+        self.first = (leads, bands, times, pools)
+        n = len(leads)
+        self.n_first = n
+        self.used_first = 0
+        self.lead, self.number, self.band, self.entered, self.pool = [], [], [], [], []  # later passes
+        self.first_touch = [NAN] * n
+        self.owner = [-1] * n
+        self.attempts = [0] * n
+        self.outcome = [OPEN] * n
+        self.done_at = [NAN] * n
+
+    def add(self, lead: int, number: int, band: int, entered: float, pool: int) -> int:
+        """A later pass begins; returns its row."""
+        self.lead.append(lead); self.number.append(number); self.band.append(band)
+        self.entered.append(entered); self.pool.append(pool)
+        self.first_touch.append(NAN); self.owner.append(-1); self.attempts.append(0)
+        self.outcome.append(OPEN); self.done_at.append(NAN)
+        return len(self.first_touch) - 1
+
+    def __len__(self) -> int:
+        return self.used_first + len(self.lead)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Field -> values, one per pass, in the order passes began (by entry time)."""
+        leads, bands, times, pools = self.first
+        m = self.used_first  # first passes still to come at the horizon never began
+        keep = np.r_[np.arange(m), np.arange(self.n_first, self.n_first + len(self.lead))]
+        cols = {
+            "lead": np.r_[leads[:m], np.asarray(self.lead, dtype=np.int64)],
+            "number": np.r_[np.zeros(m, dtype=np.int64), np.asarray(self.number, dtype=np.int64)],
+            "band": np.r_[bands[:m], np.asarray(self.band, dtype=np.int64)],
+            "entered": np.r_[times[:m], np.asarray(self.entered, dtype=float)],
+            "first_touch": np.asarray(self.first_touch, dtype=float)[keep],
+            "owner": np.asarray(self.owner, dtype=np.int64)[keep],
+            "attempts": np.asarray(self.attempts, dtype=np.int64)[keep],
+            "outcome": np.asarray(self.outcome, dtype=np.int64)[keep],
+            "done_at": np.asarray(self.done_at, dtype=float)[keep],
+            "pool": np.r_[pools[:m], np.asarray(self.pool, dtype=np.int64)],
+        }
+        if self.lead:
+            order = np.argsort(cols["entered"], kind="stable")
+            cols = {k: v[order] for k, v in cols.items()}
+        return cols
+
+
+class _Tick(simpy.events.Timeout):
+    """A timeout that carries its callback: the engine's only kind of event.
+
+    ``simpy.Timeout`` with the callback list filled at creation (SimPy documents
+    subclassing events); it skips a method call and a list append per event."""
+
+    def __init__(self, env: simpy.Environment, delay: float, callback):
+        self.env = env
+        self.callbacks = [callback]
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, simpy.events.NORMAL, delay)
 
 
 class Pool:
@@ -94,8 +164,12 @@ class Pool:
         self.starts = [[s for s, _ in d] for d in duty]
         self.ends = [[e for _, e in d] for d in duty]
         self.ptr = [0] * people
+        # The duty interval each worker is in (or next): [since, until).
+        self.since = [d[0][0] if d else INF for d in duty]
+        self.until = [d[0][1] if d else -INF for d in duty]
         self.busy_minutes = 0.0
         self.duty_minutes = sum(min(e, engine.horizon) - s for d in duty for s, e in d if s < engine.horizon)
+        # Queue length, integrated over time (for the mean) and its maximum.
         self.waiting = 0
         self.q_area = 0.0
         self.q_last = 0.0
@@ -104,31 +178,48 @@ class Pool:
         self.done_cb = [self._done_callback(k) for k in range(people)]
 
     def _done_callback(self, k: int):
-        eng = self.eng
+        eng, current, finish, next_job = self.eng, self.current, self.eng.finish_touch, self.next_job
+        env = self.env
 
         def done(_ev):
-            eng.event_begins()
-            eng.finish_touch(self, self.current[k], k)
-            self.current[k] = -1
-            self.next_job(k)
-            eng.event_ends()
+            now = eng.now = env._now
+            if eng.due <= now:
+                eng.apply_until(now)
+                eng.now = now
+            i = current[k]
+            current[k] = -1
+            finish(self, i, k)
+            next_job(k)
+            if eng.due < eng.alarm_at and (self.idle or eng.several_pools):
+                eng.arm()
         return done
 
     # ---- queue bookkeeping -------------------------------------------------------
-    def _count(self, delta: int):
+    def stats(self) -> dict:
         now = self.eng.now
         self.q_area += self.waiting * (now - self.q_last)
         self.q_last = now
-        self.waiting += delta
-        if self.waiting > self.q_max:
-            self.q_max = self.waiting
+        T = max(self.q_last, 1e-9)
+        return dict(
+            busy_minutes=self.busy_minutes,
+            duty_minutes=self.duty_minutes,
+            mean_queue=self.q_area / T,
+            max_queue=self.q_max,
+            max_open_per_person=self.max_open,
+        )
 
     def on_duty(self, k: int, now: float) -> bool:
+        """Is worker ``k`` on duty at ``now`` (moves its duty pointer forward)."""
+        if self.since[k] <= now < self.until[k]:
+            return True
         ends, j = self.ends[k], self.ptr[k]
         while j < len(ends) and ends[j] <= now:
             j += 1
         self.ptr[k] = j
-        return j < len(ends) and self.starts[k][j] <= now
+        if j < len(ends):
+            self.since[k], self.until[k] = self.starts[k][j], ends[j]
+            return self.starts[k][j] <= now
+        return False
 
     def push(self, i: int, fresh: bool):
         """A lead (index ``i``) becomes workable: a new episode (fresh) or its next attempt."""
@@ -136,7 +227,12 @@ class Pool:
         if self.unlimited:
             eng.start_touch(self, i, -1)
             return
-        self._count(+1)
+        now = eng.now
+        self.q_area += self.waiting * (now - self.q_last)
+        self.q_last = now
+        self.waiting += 1
+        if self.waiting > self.q_max:
+            self.q_max = self.waiting
         eng.waiting[i] = True
         if self.rr:
             k = eng.owner[i] if not fresh else self._assign()
@@ -150,12 +246,13 @@ class Pool:
                 self._own(k)
                 if eng.reassign:
                     eng.at(eng.sla_deadline(i), self._sla_check, i, k)
-            if self.idle.get(k, -1.0) > eng.now:
+            if self.idle.get(k, -1.0) > now:
                 del self.idle[k]
                 self.next_job(k)
             return
         self.bands[HOT if self.shared_hot and eng.band[i] == HOT else MQL].append(i)
-        self._wake_any()
+        if self.idle:
+            self._wake_any()
 
     def _assign(self) -> int:
         cap = self.eng.cap
@@ -176,13 +273,12 @@ class Pool:
             self._wake_any()
 
     def _wake_any(self):
-        if self.idle:
-            now = self.eng.now
-            for k, until in self.idle.items():
-                if until > now:
-                    del self.idle[k]
-                    self.next_job(k)
-                    return
+        now = self.eng.now
+        for k, until in self.idle.items():
+            if until > now:
+                del self.idle[k]
+                self.next_job(k)
+                return
 
     def idle_on_duty_after(self, t: float) -> bool:
         """Is a worker idle now who will still be on duty at ``t``?"""
@@ -192,20 +288,26 @@ class Pool:
         return False
 
     def pop(self, k: int):
+        """The lead worker ``k`` takes next, or None."""
+        if not self.rr:
+            # FIFO or priority: each queued entry is one waiting attempt, Hot queue first.
+            hot, rest = self.bands
+            return hot.popleft() if hot else rest.popleft() if rest else None
         eng = self.eng
-        if self.rr:
-            q = self.own[k]
-            while q:
-                i = q.popleft()
-                if eng.waiting[i] and eng.owner[i] == k:
-                    return i
-            if eng.cap is not None and self.open_count[k] >= eng.cap:
-                return None  # at the cap: finish own leads before taking shared ones
+        waiting = eng.waiting
+        q = self.own[k]
+        while q:
+            i = q.popleft()
+            if waiting[i] and eng.owner[i] == k:
+                return i
+        if eng.cap is not None and self.open_count[k] >= eng.cap:
+            return None  # at the cap: finish own leads before taking shared ones
         for q in self.bands:
             while q:
+                # A shared entry may be stale: the lead was reassigned after its owner took it.
                 i = q.popleft()
-                if eng.waiting[i]:
-                    if self.rr and eng.owner[i] < 0:
+                if waiting[i]:
+                    if eng.owner[i] < 0:
                         eng.owner[i] = k
                         self._own(k)
                     return i
@@ -224,17 +326,18 @@ class Pool:
         now = eng.now
         if eng.closed:
             return
-        if self.on_duty(k, now):
+        if self.since[k] <= now < self.until[k] or self.on_duty(k, now):
             i = self.pop(k)
             if i is not None:
-                self._count(-1)
+                self.q_area += self.waiting * (now - self.q_last)
+                self.q_last = now
+                self.waiting -= 1
                 h = eng.start_touch(self, i, k)
                 self.busy_minutes += h
                 self.current[k] = i
-                ev = self.env.timeout(now + h - self.env.now)
-                ev.callbacks.append(self.done_cb[k])
+                _Tick(self.env, now + h - self.env._now, self.done_cb[k])
                 return
-            self.idle[k] = self.ends[k][self.ptr[k]]
+            self.idle[k] = self.until[k]
         elif self.ptr[k] < len(self.ends[k]):
             self.idle[k] = -1.0  # off duty: the shift bell wakes it
         # else: no more shifts in the horizon
@@ -245,7 +348,7 @@ class Pool:
         for k in range(self.n):
             for s in self.starts[k]:
                 if 0.0 < s < eng.horizon:
-                    env.timeout(s).callbacks.append(self._bell_callback(k))
+                    _Tick(env, s, self._bell_callback(k))
 
     def _bell_callback(self, k: int):
         eng = self.eng
@@ -255,19 +358,8 @@ class Pool:
             if self.idle.get(k) is not None and self.current[k] < 0:
                 del self.idle[k]
                 self.next_job(k)
-            eng.event_ends()
+            eng.arm()
         return bell
-
-    def stats(self) -> dict:
-        self._count(0)
-        T = max(self.q_last, 1e-9)
-        return dict(
-            busy_minutes=self.busy_minutes,
-            duty_minutes=self.duty_minutes,
-            mean_queue=self.q_area / T,
-            max_queue=self.q_max,
-            max_open_per_person=self.max_open,
-        )
 
 
 class Engine:
@@ -298,6 +390,7 @@ class Engine:
         self.business_sla = scn.sla.clock == "business" and not scn.calendar.always_open
         self.C = scalar_curve(scn.decay.contact)
         self.Q = scalar_curve(scn.decay.qualification)
+        self.no_decay = scn.decay.contact.kind == "none" and scn.decay.qualification.kind == "none"
         cp, qp = scn.conversion.contact_prob, scn.conversion.qualify_prob
         self.pc = (cp["hot"], cp["mql"])
         self.pq = (qp["hot"], qp["mql"])
@@ -307,22 +400,23 @@ class Engine:
         self.attempt = [0] * n
         self.episode = [-1] * n     # number of the lead's current episode
         self.row = [-1] * n         # its row in ``self.ep``
-        self.entered = [0.0] * n
-        self.d1 = [0.0] * n         # delay of the first touch of the current episode
+        self.entered = [0.0] * n    # when the current episode began
         self.result = [OPEN] * n
         self.passes = draws.u_touch.shape[1]
         self.no_contact_share = team.no_contact_handling_share
         self.reassigned = 0
-        self.ep = Episodes()
+        self.ep: Episodes | None = None
         # Plain nested lists: indexing numpy arrays by scalars in the event loop is slow.
         self.u = draws.u_touch.tolist()
-        # The agenda: sorted fresh arrivals (a cursor) merged with a heap of timed items.
+        # The agenda: sorted fresh arrivals (a cursor) merged with a heap of timed items;
+        # ``due`` is the time of the earliest item.
         self.agenda: list = []
         self.seq = 0
         self.f_t: list = []
         self.f_i: list = []
         self.f_b: list = []
         self.f_pos = 0
+        self.due = INF
         self.alarm_at = INF
         days = scn.calendar.horizon_days + 60
         if scn.team.shifts:
@@ -336,71 +430,80 @@ class Engine:
             self.ae = Pool(self, 1, "ae", team.aes, [working_intervals(scn.calendar, days)] * team.aes,
                            draws.handle_ae, "fifo")
         self.pools = [p for p in (self.sdr, self.ae) if p is not None and not p.unlimited]
+        self.several_pools = len(self.pools) > 1
 
     # ---- the agenda ------------------------------------------------------------------
     def at(self, t: float, fn, *args):
         """Apply ``fn(*args)`` at run time ``t`` (an agenda item, no event of its own)."""
         self.seq += 1
         heappush(self.agenda, (t, self.seq, fn, args))
+        if t < self.due:
+            self.due = t
 
     def apply_until(self, T: float):
         """Apply every agenda item due at or before ``T``, in time order, each at its time."""
-        agenda, f_t = self.agenda, self.f_t
-        nf = len(f_t)
+        agenda, f_t, f_i, f_b, enter = self.agenda, self.f_t, self.f_i, self.f_b, self.enter
+        p = self.f_pos
+        tf = f_t[p]  # the fresh list ends with an infinite sentinel
+        th = agenda[0][0] if agenda else INF
         while True:
-            p = self.f_pos
-            tf = f_t[p] if p < nf else INF
-            th = agenda[0][0] if agenda else INF
             if tf <= th:
                 if tf > T:
-                    return
+                    break
                 self.f_pos = p + 1
                 self.now = tf
-                self.enter(self.f_i[p], self.f_b[p])
+                enter(f_i[p], f_b[p], p)
+                p += 1
+                tf = f_t[p]
             else:
                 if th > T:
-                    return
+                    break
                 t, _, fn, args = heappop(agenda)
                 self.now = t
                 fn(*args)
-
-    def next_due(self) -> float:
-        p = self.f_pos
-        tf = self.f_t[p] if p < len(self.f_t) else INF
-        return min(tf, self.agenda[0][0]) if self.agenda else tf
+                p = self.f_pos  # an item may not take fresh arrivals, but stay exact
+                tf = f_t[p]
+            th = agenda[0][0] if agenda else INF
+        self.due = tf if tf < th else th
 
     def event_begins(self):
         """Before an event changes anything: apply what fell due since the last one."""
-        now = self.env.now
-        self.apply_until(now)
+        now = self.env._now
+        if self.due <= now:
+            self.apply_until(now)
         self.now = now
 
-    def event_ends(self):
+    def arm(self):
         """After an event: if a worker on duty sits idle, wake it at the next agenda item."""
-        t = self.next_due()
+        t = self.due
         if t >= self.alarm_at or t >= self.horizon:
             return
         for pool in self.pools:
             if pool.idle and pool.idle_on_duty_after(t):
                 self.alarm_at = t
-                self.env.timeout(t - self.env.now).callbacks.append(self._alarm)
+                _Tick(self.env, t - self.env._now, self._alarm)
                 return
 
     def _alarm(self, _ev):
-        if self.env.now >= self.alarm_at:
+        now = self.env._now
+        if now >= self.alarm_at:
             self.alarm_at = INF
-        self.event_begins()
-        self.event_ends()
+        if self.due <= now:
+            self.apply_until(now)
+        self.now = now
+        self.arm()
 
     def sla_deadline(self, i: int) -> float:
         sla = self.sla[self.band[i]]
+        entered = self.entered[i]
         if self.business_sla:
-            return float(self.clock.wall_time_after(self.entered[i], sla))
-        return self.entered[i] + sla
+            return float(self.clock.wall_time_after(entered, sla))
+        return entered + sla
 
     # ---- episodes ----------------------------------------------------------------------
-    def enter(self, i: int, band: int):
-        """Lead ``i`` becomes routable (a new episode) now."""
+    def enter(self, i: int, band: int, row: int = -1):
+        """Lead ``i`` becomes routable (a new episode) now; ``row`` is its row in the
+        episodes when it is a first pass fed in before the run."""
         now = self.now
         if now >= self.horizon:
             return
@@ -410,14 +513,14 @@ class Engine:
         self.episode[i] = e
         self.band[i] = band
         self.attempt[i] = 0
-        self.entered[i] = now
         self.owner[i] = -1
         pool = self.ae if (self.ae is not None and band == HOT) else self.sdr
-        ep = self.ep
-        self.row[i] = len(ep.lead)
-        ep.lead.append(i); ep.number.append(e); ep.band.append(band); ep.entered.append(now)
-        ep.first_touch.append(math.nan); ep.owner.append(-1); ep.attempts.append(0)
-        ep.outcome.append(OPEN); ep.done_at.append(math.nan); ep.pool.append(pool.code)
+        if row < 0:
+            row = self.ep.add(i, e, band, now, pool.code)
+        else:
+            self.ep.used_first = row + 1
+        self.row[i] = row
+        self.entered[i] = now
         pool.push(i, True)
 
     def reenter(self, i: int, band: int, t: float):
@@ -433,15 +536,19 @@ class Engine:
         self.waiting[i] = False
         e, a, b = self.episode[i], self.attempt[i], self.band[i]
         r = self.row[i]
-        d = now - self.entered[i]
+        ep = self.ep
         if a == 0:
-            self.d1[i] = d
-            self.ep.first_touch[r] = now
-            self.ep.owner[r] = k
+            ep.first_touch[r] = now
+            ep.owner[r] = k
         u = self.u[a][e][i]
-        c = self.C(d)
+        if self.no_decay:
+            c = q = 1.0
+        else:
+            entered = self.entered[i]
+            c = self.C(now - entered)
+            q = self.Q(ep.first_touch[r] - entered)  # how warm the lead was at the first touch
         if u < self.pc[b] * c:
-            self.result[i] = QUALIFIED if u < self.pq[b] * c * self.Q(self.d1[i]) else NOT_QUALIFIED
+            self.result[i] = QUALIFIED if u < self.pq[b] * c * q else NOT_QUALIFIED
             h = pool.handle[a][e][i]
         else:
             self.result[i] = OPEN  # no answer: a voicemail or an email, shorter than a call
@@ -454,7 +561,8 @@ class Engine:
         now = self.now
         e, a = self.episode[i], self.attempt[i]
         r = self.row[i]
-        self.ep.attempts[r] = a + 1
+        ep = self.ep
+        ep.attempts[r] = a + 1
         outcome = self.result[i]
         if outcome == OPEN:
             if a + 1 < self.max_attempts:
@@ -464,24 +572,41 @@ class Engine:
             outcome = UNREACHED
         if pool.rr and k >= 0 and self.owner[i] == k:
             pool.open_count[k] -= 1
-        self.ep.outcome[r] = outcome
-        self.ep.done_at[r] = now
-        self.on_done(i, e, outcome, now, self.d1[i])
+        ep.outcome[r] = outcome
+        ep.done_at[r] = now
+        self.on_done(i, e, outcome, now, ep.first_touch[r] - self.entered[i])
 
     # ---- run ------------------------------------------------------------------------------
     def run(self, times: np.ndarray, leads: np.ndarray, bands: np.ndarray) -> Episodes:
         """Work the queues from time 0 to the horizon; ``times`` (sorted), ``leads`` and
         ``bands`` are the leads that become routable without any earlier episode."""
-        self.f_t, self.f_i, self.f_b = times.tolist(), leads.tolist(), bands.tolist()
+        self.f_t = times.tolist() + [INF]
+        self.f_i, self.f_b = leads.tolist(), bands.tolist()
+        pools = np.zeros(len(leads), dtype=np.int64)
+        if self.ae is not None:
+            pools[np.asarray(bands) == HOT] = self.ae.code
+        self.ep = Episodes(np.asarray(leads, dtype=np.int64), np.asarray(bands, dtype=np.int64),
+                           np.asarray(times, dtype=float), pools)
+        self.due = self.f_t[0]
         for pool in self.pools:
             for k in range(pool.n):
                 pool.next_job(k)
             pool.shift_bells()
-        self.event_ends()
-        self.env.run(until=self.horizon)
+        self.arm()
+        with gc_paused():
+            self.env.run(until=self.horizon)
         # What fell due after the last event and before the horizon is still applied: such
         # leads are open (waiting) at the horizon.
         self.closed = True
         self.apply_until(math.nextafter(self.horizon, -INF))
         self.now = self.horizon
         return self.ep
+
+    def release(self):
+        """Drop the per-lead state and the references between engine, teams and
+        callbacks, so that memory is returned at once rather than by the cyclic collector."""
+        for pool in (self.sdr, self.ae):
+            if pool is not None:
+                pool.done_cb = pool.handle = pool.eng = None
+        self.u = self.agenda = self.ep = self.on_done = None
+        self.env = None

@@ -15,7 +15,7 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
 from sim.io import labels, numbered
-from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes
+from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes, gc_paused
 from sim.scenario import REASONS, Scenario
 
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
@@ -125,9 +125,10 @@ class _FollowUp:
             self._nurture(i, e, decided)  # no_intent, wrong_role: nurture, re-score
             return
         # Contacted but not qualified, or never reached: back to marketing nurture.
-        self.state[i] = CODE["recycled"]
-        self.log.append((i, CODE["recycled"], now, -1))
-        self._nurture(i, e, now)
+        self.state[i] = RECYCLED
+        self.log.append((i, RECYCLED, now, -1))
+        if self.nurture_on:
+            self._nurture(i, e, now)
 
     def _nurture(self, i: int, e: int, start: float):
         if not self.nurture_on:
@@ -142,11 +143,18 @@ class _FollowUp:
 OUTCOMES = ("open", "won", "lost", "no_decision")
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "won", "lost", "no_decision", "recycled", "disqualified")
 CODE = {s: k for k, s in enumerate(STAGES)}
+RECYCLED = CODE["recycled"]
 
 
 def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None,
                     clock: BusinessClock | None = None, table=None) -> Replication:
     """Simulate one replication of ``scn``; returns its tables (see ``Replication``)."""
+    with gc_paused():
+        return _replication(scn, replication, seed, clock, table)
+
+
+def _replication(scn: Scenario, replication: int, seed: int | None, clock: BusinessClock | None,
+                 table) -> Replication:
     seed = scn.seed if seed is None else seed
     rng = streams(seed, replication)
     clock = clock or BusinessClock(scn.calendar)
@@ -192,22 +200,25 @@ def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None
     pools = {"sdr": engine.sdr.stats()}
     if engine.ae is not None:
         pools["ae"] = engine.ae.stats()
+    engine.release()
+    follow.engine = None
     return Replication(leads_out, episodes, pools, engine.reassigned, follow.log, horizon)
 
 
 def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
+    c = ep.columns()
     df = pd.DataFrame(
         {
-            "lead": np.asarray(ep.lead, dtype=np.int64),
-            "episode": np.asarray(ep.number, dtype=np.int16),
-            "band": labels(("hot", "mql"), np.asarray(ep.band, dtype=np.int8)),
-            "entered": np.asarray(ep.entered, dtype=float),
-            "first_touch": np.asarray(ep.first_touch, dtype=float),
-            "owner": np.asarray(ep.owner, dtype=np.int32),
-            "attempts": np.asarray(ep.attempts, dtype=np.int16),
-            "outcome": labels(("open", "qualified", "not_qualified", "unreached"), np.asarray(ep.outcome, dtype=np.int8)),
-            "done_at": np.asarray(ep.done_at, dtype=float),
-            "pool": labels(("sdr", "ae"), np.asarray(ep.pool, dtype=np.int8)),
+            "lead": np.asarray(c["lead"], dtype=np.int64),
+            "episode": np.asarray(c["number"], dtype=np.int16),
+            "band": labels(("hot", "mql"), np.asarray(c["band"], dtype=np.int8)),
+            "entered": np.asarray(c["entered"], dtype=float),
+            "first_touch": np.asarray(c["first_touch"], dtype=float),
+            "owner": np.asarray(c["owner"], dtype=np.int32),
+            "attempts": np.asarray(c["attempts"], dtype=np.int16),
+            "outcome": labels(("open", "qualified", "not_qualified", "unreached"), np.asarray(c["outcome"], dtype=np.int8)),
+            "done_at": np.asarray(c["done_at"], dtype=float),
+            "pool": labels(("sdr", "ae"), np.asarray(c["pool"], dtype=np.int8)),
         }
     )
     df["response_minutes"] = df["first_touch"] - df["entered"]
@@ -265,7 +276,7 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     n_passes = np.bincount(lead, minlength=n)
     last = number == n_passes[lead] - 1
     last_open = np.zeros(n, dtype=bool)
-    last_open[lead[last]] = (episodes["outcome"].to_numpy()[last] == "open")
+    last_open[lead[last]] = (episodes["outcome"] == "open").to_numpy()[last]
 
     # Final stage: the furthest thing that happened before the horizon.
     stage = np.full(n, CODE["lead"], dtype=np.int8)
