@@ -494,6 +494,9 @@ class Engine:
         self.arm()
 
     def sla_deadline(self, i: int) -> float:
+        r = self.row[i]
+        if r < self.ep.n_first:
+            return self.first_deadline[r]
         sla = self.sla[self.band[i]]
         entered = self.entered[i]
         if self.business_sla:
@@ -587,6 +590,10 @@ class Engine:
             pools[np.asarray(bands) == HOT] = self.ae.code
         self.ep = Episodes(np.asarray(leads, dtype=np.int64), np.asarray(bands, dtype=np.int64),
                            np.asarray(times, dtype=float), pools)
+        if self.reassign:  # SLA deadlines of the first passes, in bulk
+            sla = np.where(np.asarray(bands) == HOT, self.sla[HOT], self.sla[MQL])
+            t = np.asarray(times, dtype=float)
+            self.first_deadline = (self.clock.wall_time_after(t, sla) if self.business_sla else t + sla).tolist()
         self.due = self.f_t[0]
         for pool in self.pools:
             for k in range(pool.n):

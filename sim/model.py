@@ -38,7 +38,7 @@ class Replication:
     episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
     pools: dict              # utilisation and queue statistics per team
     reassigned: int
-    _log: list = None         # the follow-up's stage changes, for the event log
+    _log: tuple = None        # the follow-up's stage changes (lead, stage, time, reason lists)
     _horizon: float = 0.0
     _events: pd.DataFrame | None = None
 
@@ -74,7 +74,9 @@ class _FollowUp:
         self.handoff_at = np.full(n, np.nan)
         self.reason = np.full(n, -1, dtype=np.int8)
         self.state = np.zeros(n, dtype=np.int8)  # a CODE of STAGES
-        self.log: list[tuple[int, int, float, int]] = []  # (lead, stage code, time, reason)
+        # Stage changes decided here, as four parallel lists (lead, stage code, time,
+        # reason): no tuple per change for the garbage collector to scan.
+        self.log: tuple[list, list, list, list] = ([], [], [], [])
         self.engine: Engine | None = None
         self.nurture_on = scn.nurture.enabled and scn.nurture.engagement_events_per_week > 0
 
@@ -96,6 +98,10 @@ class _FollowUp:
         first = ok.argmax(axis=0)
         return np.where(ok.any(axis=0), t[first, np.arange(n)] * WEEK, np.inf)
 
+    def note(self, i: int, code: int, t: float, reason: int):
+        lead, stage, time, why = self.log
+        lead.append(i); stage.append(code); time.append(t); why.append(reason)
+
     def __call__(self, i: int, e: int, outcome: int, now: float, d1: float):
         eng = self.engine
         band = eng.band[i]
@@ -106,7 +112,7 @@ class _FollowUp:
             if self.u_sal[e, i] < self.accept[band]:
                 self.sal_at[i] = decided
                 self.state[i] = CODE["sal"]
-                self.log.append((i, CODE["sal"], decided, -1))
+                self.note(i, CODE["sal"], decided, -1)
                 return
             r = int(np.searchsorted(self.mix_cum, self.u_reason[e, i], side="right"))
             r = min(r, len(REASONS) - 1)
@@ -114,10 +120,10 @@ class _FollowUp:
             reason = REASONS[r]
             if reason == "not_icp":
                 self.state[i] = CODE["disqualified"]
-                self.log.append((i, CODE["disqualified"], decided, r))
+                self.note(i, CODE["disqualified"], decided, r)
                 return
             self.state[i] = CODE["recycled"]
-            self.log.append((i, CODE["recycled"], decided, r))
+            self.note(i, CODE["recycled"], decided, r)
             days = self.scn.conversion.recycle_after_days.get(reason)
             if days is not None:  # revisit after N days (no_timing, blocker)
                 eng.reenter(i, band, decided + days * DAY)
@@ -126,7 +132,7 @@ class _FollowUp:
             return
         # Contacted but not qualified, or never reached: back to marketing nurture.
         self.state[i] = RECYCLED
-        self.log.append((i, RECYCLED, now, -1))
+        self.note(i, RECYCLED, now, -1)
         if self.nurture_on:
             self._nurture(i, e, now)
 
@@ -315,18 +321,18 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     return out
 
 
-def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: list, horizon: float) -> pd.DataFrame:
+def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: tuple, horizon: float) -> pd.DataFrame:
     """One row per lead per stage change, in time order."""
     parts = [pd.DataFrame({"lead": np.arange(len(leads)), "stage": "lead", "t": leads["t_created"].to_numpy(),
                            "reason": -1})]
     parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy(), "stage": "mql",
                                "t": episodes["entered"].to_numpy(), "reason": -1}))
-    if log:
-        lg = np.asarray(log, dtype=float)
-        keep = lg[:, 2] < horizon
-        parts.append(pd.DataFrame({"lead": lg[keep, 0].astype(np.int64),
-                                   "stage": np.asarray(STAGES, dtype=object)[lg[keep, 1].astype(int)],
-                                   "t": lg[keep, 2], "reason": lg[keep, 3].astype(int)}))
+    if log and log[0]:
+        lead, code, t, reason = (np.asarray(x) for x in log)
+        keep = t < horizon
+        parts.append(pd.DataFrame({"lead": lead[keep].astype(np.int64),
+                                   "stage": np.asarray(STAGES, dtype=object)[code[keep].astype(int)],
+                                   "t": t[keep].astype(float), "reason": reason[keep].astype(int)}))
     for stage, col in (("sql", "t_sql"), ("opportunity", "t_opportunity")):
         m = leads[col].notna().to_numpy()
         parts.append(pd.DataFrame({"lead": np.flatnonzero(m), "stage": stage, "t": leads[col].to_numpy()[m], "reason": -1}))
