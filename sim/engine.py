@@ -9,8 +9,8 @@ re-entry, an SLA timer - waits in an agenda and is applied in time order, each i
 its own time stamp, just before the next event that could be affected by it. Between two
 events nothing else changes the queues, so this gives the same history as one event per
 item would. An extra event (an alarm) is scheduled for the next agenda item only while a
-worker on duty sits idle and could take it. On the M/M/c case this makes about 1.4
-events per lead, against 5 to 6 in a process-per-lead model.
+worker on duty sits idle and could take it. On the M/M/c case this makes 1.43
+events per lead, against 6 in a process-per-lead SimPy model (benchmarks/).
 
 Everything random was drawn before the run, per lead, from its own stream (``sim.model``),
 so a policy change never reshuffles which lead is contacted or how long a call takes.
