@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 
 import numpy as np
 import simpy
 
 from sim.experiment import run_sweep
+from sim.io import code_version
 from sim.model import run_replication
 from sim.paths import SCENARIOS
 from sim.scenario import load_policies, load_scenario
@@ -113,6 +115,11 @@ def main():
     ap.add_argument("--sweep-reps", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
+    import ciw
+
+    print(f"smarketing-lab {code_version()}, Python {platform.python_version()}, simpy {simpy.__version__}, "
+          f"ciw {ciw.__version__}, "
+          f"{os.cpu_count()} cores ({platform.processor() or platform.machine()})")
     print(f"M/M/c, {a.leads:,} leads, c = {C}, utilisation {LAM * MEAN_SERVICE / C:.2f} "
           f"(Erlang C mean wait 2.94 min)")
     rows = [(name, *best(fn, a.leads, a.repeat))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from calibration.mapping import (
     CATEGORICAL_FEATURES, CREATED, DATES, ID, NON_FEATURES, NUMERIC_FEATURES, OUTCOME,
-    STAGE_DATES, Mapping, load_mapping,
+    Mapping, load_mapping,
 )
 from sim.errors import LabError
 

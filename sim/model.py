@@ -15,7 +15,7 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
 from sim.io import labels, numbered
-from sim.engine import HOT, MQL, NOT_QUALIFIED, QUALIFIED, UNREACHED, Draws, Engine, Episodes, gc_paused
+from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes, gc_paused
 from sim.scenario import REASONS, Scenario
 
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")

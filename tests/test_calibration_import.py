@@ -1,7 +1,6 @@
 """Importer and mapping validation: every bad input raises LabError naming what is wrong."""
 import textwrap
 
-import numpy as np
 import pandas as pd
 import pytest
 
