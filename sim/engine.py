@@ -481,20 +481,18 @@ class Engine:
         t = self.due
         if t >= self.alarm_at or t >= self.horizon:
             return
-        if self.EAGER:
+        if self.EAGER or any(pool.idle and pool.idle_on_duty_after(t) for pool in self.pools):
             self.alarm_at = t
-            _Tick(self.env, t - self.env._now, self._alarm)
-            return
-        for pool in self.pools:
-            if pool.idle and pool.idle_on_duty_after(t):
-                self.alarm_at = t
-                _Tick(self.env, t - self.env._now, self._alarm)
-                return
+            alarm = _Tick(self.env, t - self.env._now, self._alarm)
+            alarm.at = t
 
-    def _alarm(self, _ev):
-        now = self.env._now
-        if now >= self.alarm_at:
-            self.alarm_at = INF
+    def _alarm(self, ev):
+        # SimPy fires the alarm at now + (t - now), which can miss t by a rounding error
+        # either way; the alarm stands for time t, so items due at t are applied then.
+        t = ev.at
+        if t >= self.alarm_at:
+            self.alarm_at = INF  # this is the live alarm (an earlier, stale one is not)
+        now = max(self.env._now, t)
         if self.due <= now:
             self.apply_until(now)
         self.now = now

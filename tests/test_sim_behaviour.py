@@ -253,7 +253,11 @@ def test_agenda_gives_the_history_of_an_event_per_item(case, monkeypatch):
         assert stats == pytest.approx(eager.pools[name], rel=1e-12)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SHIFTS = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 15},
+          {"name": "late", "people": 1, "start_hour": 12, "end_hour": 21}]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     sdrs=st.integers(1, 6),
     policy=st.sampled_from(["fifo", "priority", "round_robin"]),
@@ -261,13 +265,18 @@ def test_agenda_gives_the_history_of_an_event_per_item(case, monkeypatch):
     cap=st.sampled_from([None, 2, 5]),
     sla=st.sampled_from([15, 60, 240]),
     escalate=st.booleans(),
+    shifts=st.booleans(),
+    unlimited=st.booleans(),
     seed=st.integers(0, 10_000),
 )
-def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, cap, sla, escalate, seed, monkeypatch):
-    scn = load_scenario(SCENARIOS / "baseline.yaml", {
-        "calendar.horizon_days": 14, "calendar.warmup_days": 2, "team.sdrs": sdrs, "routing.policy": policy,
-        "team.max_attempts": attempts, "team.capacity_cap": cap, "sla.mql_minutes": sla,
-        "team.escalate_hot_to_ae": escalate, "team.aes": 1, "seed": seed})
+def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, cap, sla, escalate, shifts, unlimited,
+                                                      seed, monkeypatch):
+    over = {"calendar.horizon_days": 14, "calendar.warmup_days": 2, "team.sdrs": sdrs, "routing.policy": policy,
+            "team.max_attempts": attempts, "team.capacity_cap": cap, "sla.mql_minutes": sla,
+            "team.escalate_hot_to_ae": escalate, "team.aes": 1, "team.unlimited": unlimited, "seed": seed}
+    if shifts:
+        over.update({"team.shifts": SHIFTS, "team.sdrs": 3})
+    scn = load_scenario(SCENARIOS / "baseline.yaml", over)
     lazy = run_replication(scn, 0)
     with monkeypatch.context() as m:
         m.setattr(Engine, "EAGER", True)
