@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from sim.errors import LabError
+from sim.errors import LabError, validation_message
 from sim.scenario import read_yaml
 
 ID = "lead_id"
@@ -178,17 +178,9 @@ def load_mapping(path: str | Path | Mapping) -> Mapping:
     try:
         m = Mapping(**doc)
     except ValidationError as exc:
-        raise LabError(f"{path}: {_describe(exc)}") from None
+        raise LabError(validation_message(exc, str(path), unknown="unknown key (not part of a mapping file; "
+                                                             "check the spelling)")) from None
     m._source = str(path)
     return m
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed)"
-        parts.append(f"field '{where}': {msg}; got {err.get('input')!r}")
-    return "; ".join(parts)

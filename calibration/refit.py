@@ -24,13 +24,13 @@ from calibration.artifact import Artifact, load_model, write_artifact
 from calibration.diagnostics import Diagnostics, evaluate, platt
 from calibration.importer import LeadData, import_export
 from calibration.leakage import LeakageReport, check_leakage
-from calibration.mapping import CREATED, Mapping, _describe
+from calibration.mapping import CREATED, Mapping
 from calibration.model import LeadScoringModel
 from calibration.points import points_table_from_model, share_at_or_above, table_applicability
 from calibration.stability import band_migration, feature_bins, feature_shares, psi, score_shares, \
     stability_table, verdict
 from calibration.thresholds import ThresholdChoice, choose_thresholds, threshold_curve
-from sim.errors import LabError
+from sim.errors import LabError, validation_message
 from sim.io import code_version, now_utc
 from sim.scoring import PointsTable
 
@@ -128,7 +128,7 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
     try:
         cfg = RefitConfig(**params)
     except ValidationError as exc:
-        raise LabError(f"refit parameters: {_describe(exc)}") from None
+        raise LabError(validation_message(exc, "refit parameters", unknown="unknown parameter")) from None
     data = import_export(export, mapping)
     tgt = data.target(cfg.outcome, cfg.within_days)
     frame = data.frame[tgt.mask].reset_index(drop=True)

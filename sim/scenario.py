@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.errors import LabError
+from sim.errors import LabError, validation_message
 from sim.paths import ROOT
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -386,16 +386,7 @@ class Scenario(Strict):
 
 # ---- building from files and overrides -------------------------------------------
 def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (not part of a scenario; check the spelling)"
-        value = err.get("input")
-        shown = "" if isinstance(value, (dict, list)) else f"; got {value!r}"
-        lines.append(f"{source}: {loc}: {msg}{shown}")
-    return "\n".join(lines)
+    return validation_message(exc, source, unknown="unknown field (not part of a scenario; check the spelling)")
 
 
 def parse_override(text: str) -> tuple[str, object]:

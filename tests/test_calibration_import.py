@@ -126,13 +126,13 @@ def test_non_numeric_and_negative_counts(tmp_path):
 
 def test_mapping_unknown_key_and_conflicts(tmp_path):
     (tmp_path / "bad.yaml").write_text(MAPPING + "colums: {}\n")
-    with pytest.raises(LabError, match=r"bad.yaml: field 'colums': unknown key"):
+    with pytest.raises(LabError, match=r"bad.yaml: colums: unknown key"):
         load_mapping(tmp_path / "bad.yaml")
     (tmp_path / "bad.yaml").write_text(MAPPING.replace("post_outcome: [Notes]", "post_outcome: [Visits]"))
     with pytest.raises(LabError, match=r"\['Visits'\] are listed both as features and as post_outcome"):
         load_mapping(tmp_path / "bad.yaml")
     (tmp_path / "bad.yaml").write_text(MAPPING.replace("Src: channel", "Src: chanel"))
-    with pytest.raises(LabError, match=r"field 'columns': unknown lab column\(s\) \['chanel'\]"):
+    with pytest.raises(LabError, match=r"bad.yaml: columns: unknown lab column\(s\) \['chanel'\]"):
         load_mapping(tmp_path / "bad.yaml")
     with pytest.raises(LabError, match="mapping file not found"):
         load_mapping(tmp_path / "nope.yaml")

@@ -136,9 +136,9 @@ def test_dated_export_uses_time_split_and_compares_with_seed(sim_export, tmp_pat
 
 
 def test_refit_parameter_errors(sim_export):
-    with pytest.raises(LabError, match=r"refit parameters: field 'holdout'"):
+    with pytest.raises(LabError, match=r"refit parameters: holdout: .*; got 1.5"):
         run_refit(sim_export, SIMMAP, holdout=1.5)
-    with pytest.raises(LabError, match=r"field 'colour': unknown key"):
+    with pytest.raises(LabError, match=r"refit parameters: colour: unknown parameter; got 'red'"):
         run_refit(sim_export, SIMMAP, colour="red")
 
 
