@@ -126,18 +126,11 @@ class Episodes:
 
 
 class _Tick(simpy.events.Timeout):
-    """A timeout that carries its callback: the engine's only kind of event.
-
-    ``simpy.Timeout`` with the callback list filled at creation (SimPy documents
-    subclassing events); it skips a method call and a list append per event."""
+    """A SimPy timeout created with its callback: the engine's only kind of event."""
 
     def __init__(self, env: simpy.Environment, delay: float, callback):
-        self.env = env
-        self.callbacks = [callback]
-        self._value = None
-        self._delay = delay
-        self._ok = True
-        env.schedule(self, simpy.events.NORMAL, delay)
+        super().__init__(env, delay)
+        self.callbacks.append(callback)
 
 
 class Pool:
