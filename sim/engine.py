@@ -174,7 +174,7 @@ class Pool:
         env = self.env
 
         def done(_ev):
-            now = eng.now = env._now
+            now = eng.now = env.now
             if eng.due <= now:
                 eng.apply_until(now)
                 eng.now = now
@@ -316,8 +316,6 @@ class Pool:
         next shift."""
         eng = self.eng
         now = eng.now
-        if eng.closed:
-            return
         if self.since[k] <= now < self.until[k] or self.on_duty(k, now):
             i = self.pop(k)
             if i is not None:
@@ -327,7 +325,7 @@ class Pool:
                 h = eng.start_touch(self, i, k)
                 self.busy_minutes += h
                 self.current[k] = i
-                _Tick(self.env, now + h - self.env._now, self.done_cb[k])
+                _Tick(self.env, now + h - self.env.now, self.done_cb[k])
                 return
             self.idle[k] = self.until[k]
         elif self.ptr[k] < len(self.ends[k]):
@@ -354,6 +352,10 @@ class Pool:
         return bell
 
 
+def _stay_idle(k: int):
+    """A worker's next move once the horizon is reached: none."""
+
+
 class Engine:
     """Runs the SDR/AE queues for one replication.
 
@@ -374,7 +376,6 @@ class Engine:
         self.scn, self.clock, self.draws, self.on_done = scn, clock, draws, on_done
         self.env = simpy.Environment()
         self.now = 0.0            # the time of what is being applied (an event or an agenda item)
-        self.closed = False
         self.horizon = scn.calendar.horizon_days * 1440.0
         team = scn.team
         self.band = band.tolist()
@@ -464,7 +465,7 @@ class Engine:
 
     def event_begins(self):
         """Before an event changes anything: apply what fell due since the last one."""
-        now = self.env._now
+        now = self.env.now
         if self.due <= now:
             self.apply_until(now)
         self.now = now
@@ -474,10 +475,15 @@ class Engine:
         t = self.due
         if t >= self.alarm_at or t >= self.horizon:
             return
-        if self.EAGER or any(pool.idle and pool.idle_on_duty_after(t) for pool in self.pools):
-            self.alarm_at = t
-            alarm = _Tick(self.env, t - self.env._now, self._alarm)
-            alarm.at = t
+        if not self.EAGER:
+            for pool in self.pools:
+                if pool.idle and pool.idle_on_duty_after(t):
+                    break
+            else:
+                return
+        self.alarm_at = t
+        alarm = _Tick(self.env, t - self.env.now, self._alarm)
+        alarm.at = t
 
     def _alarm(self, ev):
         # SimPy fires the alarm at now + (t - now), which can miss t by a rounding error
@@ -485,7 +491,7 @@ class Engine:
         t = ev.at
         if t >= self.alarm_at:
             self.alarm_at = INF  # this is the live alarm (an earlier, stale one is not)
-        now = max(self.env._now, t)
+        now = max(self.env.now, t)
         if self.due <= now:
             self.apply_until(now)
         self.now = now
@@ -602,7 +608,8 @@ class Engine:
             self.env.run(until=self.horizon)
         # What fell due after the last event and before the horizon is still applied: such
         # leads are open (waiting) at the horizon.
-        self.closed = True
+        for pool in self.pools:  # the horizon: nobody starts anything any more
+            pool.next_job = _stay_idle
         self.apply_until(math.nextafter(self.horizon, -INF))
         self.now = self.horizon
         return self.ep

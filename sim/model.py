@@ -77,6 +77,7 @@ class _FollowUp:
         # Stage changes decided here, as four parallel lists (lead, stage code, time,
         # reason): no tuple per change for the garbage collector to scan.
         self.log: tuple[list, list, list, list] = ([], [], [], [])
+        self._note_lead, self._note_stage, self._note_time, self._note_reason = (x.append for x in self.log)
         self.engine: Engine | None = None
         self.nurture_on = scn.nurture.enabled and scn.nurture.engagement_events_per_week > 0
 
@@ -99,8 +100,7 @@ class _FollowUp:
         return np.where(ok.any(axis=0), t[first, np.arange(n)] * WEEK, np.inf)
 
     def note(self, i: int, code: int, t: float, reason: int):
-        lead, stage, time, why = self.log
-        lead.append(i); stage.append(code); time.append(t); why.append(reason)
+        self._note_lead(i); self._note_stage(code); self._note_time(t); self._note_reason(reason)
 
     def __call__(self, i: int, e: int, outcome: int, now: float, d1: float):
         eng = self.engine
@@ -132,7 +132,7 @@ class _FollowUp:
             return
         # Contacted but not qualified, or never reached: back to marketing nurture.
         self.state[i] = RECYCLED
-        self.note(i, RECYCLED, now, -1)
+        self._note_lead(i); self._note_stage(RECYCLED); self._note_time(now); self._note_reason(-1)
         if self.nurture_on:
             self._nurture(i, e, now)
 
