@@ -26,6 +26,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from sim.calendar import BusinessClock, working_intervals
 from sim.decay import scalar_curve
@@ -123,14 +124,6 @@ class Episodes:
             order = np.argsort(cols["entered"], kind="stable")
             cols = {k: v[order] for k, v in cols.items()}
         return cols
-
-
-class _Tick(simpy.events.Timeout):
-    """A SimPy timeout created with its callback: the engine's only kind of event."""
-
-    def __init__(self, env: simpy.Environment, delay: float, callback):
-        super().__init__(env, delay)
-        self.callbacks.append(callback)
 
 
 class Pool:
@@ -325,7 +318,7 @@ class Pool:
                 h = eng.start_touch(self, i, k)
                 self.busy_minutes += h
                 self.current[k] = i
-                _Tick(self.env, now + h - self.env.now, self.done_cb[k])
+                Timeout(self.env, now + h - self.env.now).callbacks.append(self.done_cb[k])
                 return
             self.idle[k] = self.until[k]
         elif self.ptr[k] < len(self.ends[k]):
@@ -338,7 +331,7 @@ class Pool:
         for k in range(self.n):
             for s in self.starts[k]:
                 if 0.0 < s < eng.horizon:
-                    _Tick(env, s, self._bell_callback(k))
+                    Timeout(env, s).callbacks.append(self._bell_callback(k))
 
     def _bell_callback(self, k: int):
         eng = self.eng
@@ -482,8 +475,9 @@ class Engine:
             else:
                 return
         self.alarm_at = t
-        alarm = _Tick(self.env, t - self.env.now, self._alarm)
+        alarm = Timeout(self.env, t - self.env.now)
         alarm.at = t
+        alarm.callbacks.append(self._alarm)
 
     def _alarm(self, ev):
         # SimPy fires the alarm at now + (t - now), which can miss t by a rounding error
