@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.scenario import DecayCurve, Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def scalar_curve(curve: DecayCurve):
