@@ -17,10 +17,8 @@ so a policy change never reshuffles which lead is contacted or how long a call t
 """
 from __future__ import annotations
 
-import gc
 import math
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from heapq import heappop, heappush
 
@@ -37,20 +35,6 @@ OPEN, QUALIFIED, NOT_QUALIFIED, UNREACHED = 0, 1, 2, 3
 HOT, MQL = 0, 1
 INF = math.inf
 NAN = math.nan
-
-
-@contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector. A replication allocates hundreds of thousands
-    of small objects that live until it ends; the collector would scan them again and
-    again and find nothing to free (reference counting frees the rest)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def attempt_delays(team: Team) -> np.ndarray:
@@ -338,7 +322,7 @@ class Pool:
 
         def bell(_ev):
             eng.event_begins()
-            if self.idle.get(k) is not None and self.current[k] < 0:
+            if k in self.idle:
                 del self.idle[k]
                 self.next_job(k)
             eng.arm()
@@ -451,8 +435,6 @@ class Engine:
                 t, _, fn, args = heappop(agenda)
                 self.now = t
                 fn(*args)
-                p = self.f_pos  # an item may not take fresh arrivals, but stay exact
-                tf = f_t[p]
             th = agenda[0][0] if agenda else INF
         self.due = tf if tf < th else th
 
@@ -598,8 +580,7 @@ class Engine:
                 pool.next_job(k)
             pool.shift_bells()
         self.arm()
-        with gc_paused():
-            self.env.run(until=self.horizon)
+        self.env.run(until=self.horizon)
         # What fell due after the last event and before the horizon is still applied: such
         # leads are open (waiting) at the horizon.
         for pool in self.pools:  # the horizon: nobody starts anything any more

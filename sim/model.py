@@ -6,7 +6,9 @@ change does not reshuffle arrivals or any other source (common random numbers).
 """
 from __future__ import annotations
 
+import gc
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,7 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
 from sim.io import labels, numbered
-from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes, gc_paused
+from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes
 from sim.scenario import REASONS, Scenario
 
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
@@ -150,6 +152,20 @@ OUTCOMES = ("open", "won", "lost", "no_decision")
 STAGES = ("lead", "mql", "sal", "sql", "opportunity", "won", "lost", "no_decision", "recycled", "disqualified")
 CODE = {s: k for k, s in enumerate(STAGES)}
 RECYCLED = CODE["recycled"]
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector. A replication allocates hundreds of thousands
+    of small objects that live until it ends; the collector would scan them again and
+    again and find nothing to free (reference counting frees the rest)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run_replication(scn: Scenario, replication: int = 0, seed: int | None = None,
