@@ -16,8 +16,8 @@ import pandas as pd
 
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
-from sim.io import labels, numbered
 from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes
+from sim.io import labels, numbered
 from sim.scenario import REASONS, Scenario
 
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")
@@ -130,17 +130,16 @@ class _FollowUp:
             if days is not None:  # revisit after N days (no_timing, blocker)
                 eng.reenter(i, band, decided + days * DAY)
                 return
-            self._nurture(i, e, decided)  # no_intent, wrong_role: nurture, re-score
+            if self.nurture_on:  # no_intent, wrong_role: nurture, re-score
+                self._nurture(i, e, decided)
             return
         # Contacted but not qualified, or never reached: back to marketing nurture.
         self.state[i] = RECYCLED
-        self._note_lead(i); self._note_stage(RECYCLED); self._note_time(now); self._note_reason(-1)
+        self.note(i, RECYCLED, now, -1)
         if self.nurture_on:
             self._nurture(i, e, now)
 
     def _nurture(self, i: int, e: int, start: float):
-        if not self.nurture_on:
-            return
         # Re-scored on new engagement only: the engagement points that made it an MQL
         # are spent, the fit points stay.
         t = start + self.cross[e + 1][i]
