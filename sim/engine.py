@@ -84,9 +84,6 @@ class Episodes:
         self.outcome.append(OPEN); self.done_at.append(NAN)
         return len(self.first_touch) - 1
 
-    def __len__(self) -> int:
-        return self.used_first + len(self.lead)
-
     def columns(self) -> dict[str, np.ndarray]:
         """Field -> values, one per pass, in the order passes began (by entry time)."""
         leads, bands, times, pools = self.first
@@ -119,7 +116,6 @@ class Pool:
         self.eng, self.env, self.code, self.name = engine, engine.env, code, name
         self.n = people
         self.handle = handle.tolist()
-        self.policy = policy
         self.rr = policy == "round_robin"
         self.shared_hot = policy == "priority"
         self.unlimited = unlimited
@@ -350,7 +346,7 @@ class Engine:
     EAGER = False
 
     def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done):
-        self.scn, self.clock, self.draws, self.on_done = scn, clock, draws, on_done
+        self.scn, self.clock, self.on_done = scn, clock, on_done
         self.env = simpy.Environment()
         self.now = 0.0            # the time of what is being applied (an event or an agenda item)
         self.horizon = scn.calendar.horizon_days * 1440.0
