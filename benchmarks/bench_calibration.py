@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calibration.importer import import_export  # noqa: E402
 from calibration.refit import run_refit  # noqa: E402
 from calibration.synthetic import make_export  # noqa: E402
-from sim.paths import DATA  # noqa: E402
+from common.paths import DATA  # noqa: E402
 from sim.scoring import seed_table  # noqa: E402
 
 TARGET_REFIT, TARGET_SCORE = 60.0, 2.0

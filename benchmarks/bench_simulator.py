@@ -22,9 +22,9 @@ import numpy as np
 import simpy
 
 from sim.experiment import run_sweep
-from sim.io import code_version
+from common.files import code_version
 from sim.model import run_replication
-from sim.paths import SCENARIOS
+from common.paths import SCENARIOS
 from sim.scenario import load_policies, load_scenario
 
 LAM, MEAN_SERVICE, C = 1.0, 5.0, 6  # per minute; rho = LAM * MEAN_SERVICE / C = 0.83

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.errors import LabError
-from sim.io import atomic_dir, atomic_write_json
+from common.errors import LabError
+from common.files import atomic_dir, atomic_write_json
 from sim.scoring import PointsTable, seed_table
 
 FORMAT = 1

@@ -42,7 +42,7 @@ import pandas as pd
 import yaml
 from scipy import optimize, special, stats
 
-from sim.errors import LabError
+from common.errors import LabError
 from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
 
 MIN_PER_DAY = 1440.0
@@ -294,7 +294,7 @@ class FittedFunnel:
         return json.loads(self.scenario.model_dump_json())
 
     def header(self) -> str:
-        from sim.io import code_version, now_utc
+        from common.files import code_version, now_utc
 
         lines = [f"Scenario fitted to history by calibration.history.fit_scenario ({now_utc()})",
                  f"source: {self.source}", f"source sha256: {self.sha256}", f"rows: {self.rows}",
@@ -305,7 +305,7 @@ class FittedFunnel:
 
     def write(self, path) -> Path:
         """Write the scenario YAML atomically, with a provenance header; returns the path."""
-        from sim.io import atomic_write_text
+        from common.files import atomic_write_text
 
         text = self.header() + yaml.safe_dump(self.scenario_dict(), sort_keys=False)
         return atomic_write_text(path, text)
@@ -425,7 +425,7 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     from sim.scenario import load_scenario
 
     if base is None:
-        from sim.paths import ROOT
+        from common.paths import ROOT
 
         path = ROOT / "data" / "scenarios" / "baseline.yaml"
         base = load_scenario(path) if path.exists() else Scenario()
@@ -654,7 +654,7 @@ def backtest(fitted: FittedFunnel, export, mapping=None, replications: int = 5, 
     from sim.experiment import run_scenario
     from sim.output import crm_export
 
-    from sim.paths import ROOT
+    from common.paths import ROOT
 
     scn = fitted.scenario
     mapping = mapping or ROOT / "data" / "mappings" / "sim_leads.yaml"

@@ -19,7 +19,7 @@ from calibration.mapping import (
     CATEGORICAL_FEATURES, CREATED, DATES, ID, NON_FEATURES, NUMERIC_FEATURES, OUTCOME,
     Mapping, load_mapping,
 )
-from sim.errors import LabError
+from common.errors import LabError
 
 _DMY = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})(?:[ T].*)?$")
 #: Targets a user may ask for besides the mapping's own success values.

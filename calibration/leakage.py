@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from calibration.model import LeadScoringModel
-from sim.errors import LabError
+from common.errors import LabError
 
 
 @dataclass

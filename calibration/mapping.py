@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from sim.errors import LabError, validation_message
-from sim.scenario import read_yaml
+from common.errors import LabError, validation_message
+from common.files import read_yaml
 
 ID = "lead_id"
 CREATED = "created_at"

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.model import MISSING
-from sim.errors import LabError
+from common.errors import LabError
 from sim.scoring import PointsTable, Thresholds
 
 

@@ -30,8 +30,8 @@ from calibration.points import points_table_from_model, share_at_or_above, table
 from calibration.stability import band_migration, feature_bins, feature_shares, psi, score_shares, \
     stability_table, verdict
 from calibration.thresholds import ThresholdChoice, choose_thresholds, threshold_curve
-from sim.errors import LabError, validation_message
-from sim.io import code_version, now_utc
+from common.errors import LabError, validation_message
+from common.files import code_version, now_utc
 from sim.scoring import PointsTable
 
 DEFAULT_MQL_SHARE = 0.25

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.errors import LabError
+from common.errors import LabError
 from sim.scoring import Thresholds
 
 SEED = Thresholds()

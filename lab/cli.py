@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from sim.errors import LabError
+from common.errors import LabError
 
 app = typer.Typer(
     add_completion=False,
@@ -29,7 +29,7 @@ def _root():
 @app.command()
 def version():
     """Print the code version recorded in every output."""
-    from sim.io import code_version
+    from common.files import code_version
 
     print(code_version())
 

@@ -32,7 +32,7 @@ def refit(
 ):
     """Refit lead-scoring points on outcomes; write a versioned model directory."""
     from calibration.refit import run_refit
-    from sim.paths import ROOT
+    from common.paths import ROOT
 
     res = run_refit(export, mapping, previous=previous, outcome=outcome, within_days=within_days, seed=seed,
                     holdout=holdout, weekly_volume=weekly_volume, capacity=capacity, hot_capacity=hot_capacity,

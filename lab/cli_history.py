@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from sim.errors import LabError
+from common.errors import LabError
 
 
 def register(app: typer.Typer):

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from sim.errors import LabError
-from sim.paths import REPORTS
+from common.errors import LabError
+from common.paths import REPORTS
 
 _PARAM_FLAGS = ("-p", "--param", "--parameter")
 

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from sim.errors import LabError
+from common.errors import LabError
 
 
 def _print_summary(result, out: Path):

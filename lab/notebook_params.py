@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import yaml
 
-from sim.errors import LabError
-from sim.paths import NOTEBOOKS
+from common.errors import LabError
+from common.paths import NOTEBOOKS
 
 # nbformat imports jsonschema, which imports rfc3987_syntax when installed; that compiles
 # about forty grammars on import (2-7 s in every process that runs a notebook) only to

@@ -22,9 +22,9 @@ from lab.notebook_params import (  # noqa: F401  (re-exported: the runner's one 
     Param, effective_parameters, notebook_parameters, parameter_value, resolve_notebook,
     signature, validate_parameters)
 from lab.run_index import TEMPLATES, append_run, duration, publish, read_ledger, when, write_index  # noqa: F401
-from sim.errors import LabError
-from sim.io import code_version
-from sim.paths import REPORTS
+from common.errors import LabError
+from common.files import code_version
+from common.paths import REPORTS
 
 FAILED = "failed"
 KERNEL = "smarketing-lab"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.notebooks import Job
-from sim.paths import DATA, SCENARIOS
+from common.paths import DATA, SCENARIOS
 
 #: Replications in the main chain (a baseline replication takes about 0.15 s; 20 per
 #: policy, as in policies.yaml, keep the report's 95% intervals narrow).

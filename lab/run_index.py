@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sim.io import atomic_path
-from sim.paths import REPORTS
+from common.files import atomic_path
+from common.paths import REPORTS
 
 try:  # POSIX: serialise ledger appends across processes; elsewhere O_APPEND must do
     import fcntl

@@ -1,4 +1,3 @@
 """smarketing-lab funnel simulator: a SimPy model of lead arrivals, SDR queues on
 business hours, response delays, delay-dependent conversion, sales acceptance and
 recycling, and pipeline to closed-won."""
-__version__ = "0.1.0"

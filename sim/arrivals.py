@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sim.calendar import hour_of_week
-from sim.io import labels
+from sim.columns import labels
 from sim.scenario import SENIORITY, Scenario
 
 TARGET_INDUSTRIES = ("software", "financial_services", "healthcare")

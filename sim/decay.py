@@ -31,21 +31,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def scalar_curve(curve: DecayCurve):
-    """A plain-Python ``m(d)`` for the simulator's event loop (numpy is slow on scalars)."""
-    if curve.kind == "none":
-        return lambda d: 1.0
-    if curve.kind == "exponential":
-        tau = curve.tau_minutes
-        return lambda d: math.exp(-d / tau)
-    if curve.kind == "power":
-        d0, a = curve.d0_minutes, curve.alpha
-        return lambda d: (1.0 + d / d0) ** -a
-    w, f, tau, tau_s = curve.weight_fast, curve.floor, curve.tau_minutes, curve.tau_slow_minutes
-    slow = 1.0 - w - f
-    return lambda d: w * math.exp(-d / tau) + slow * math.exp(-d / tau_s) + f
-
-
 # The published comparisons (DOMAIN.md section 4) as response-time groups. Delays inside a
 # group are spread uniformly over its range; "24 h+" is taken as 24-72 h.
 STUDY_GROUPS = {
@@ -79,12 +64,10 @@ class GroupRun:
 def run_groups(scn: Scenario, n_per_group: int = 200_000, seed: int = 7, band: str = "mql") -> dict[str, GroupRun]:
     """Work ``n_per_group`` leads per study group with the scenario's decay, odds and
     attempt cadence (the same rules the simulator applies), without queueing."""
-    from sim.engine import attempt_delays
-
     rng = np.random.default_rng(seed)
     C, Q = scn.decay.contact, scn.decay.qualification
     pc, pq = scn.conversion.contact_prob[band], scn.conversion.qualify_prob[band]
-    gaps = attempt_delays(scn.team)
+    gaps = scn.team.attempt_offsets_minutes()
     out = {}
     for g, (lo, hi) in STUDY_GROUPS.items():
         d1 = rng.uniform(lo, hi, n_per_group) if hi > lo else np.full(n_per_group, lo)
@@ -125,11 +108,9 @@ def study_ratios(scn: Scenario, n_per_group: int = 200_000, seed: int = 7) -> "p
 def expected_group_rates(scn: Scenario, band: str = "mql", grid: int = 400) -> dict[str, dict[str, float]]:
     """Exact expected first-call contact and eventual qualification rates per study group
     (the expectation of ``run_groups``: delays on a fine grid, attempts on the cadence)."""
-    from sim.engine import attempt_delays
-
     C, Q = scn.decay.contact, scn.decay.qualification
     pc, pq = scn.conversion.contact_prob[band], scn.conversion.qualify_prob[band]
-    gaps = attempt_delays(scn.team)
+    gaps = scn.team.attempt_offsets_minutes()
     out = {}
     for g, (lo, hi) in STUDY_GROUPS.items():
         d1 = np.linspace(lo, hi, grid) if hi > lo else np.array([lo])

@@ -27,7 +27,6 @@ import simpy
 from simpy.events import Timeout
 
 from sim.calendar import BusinessClock, working_intervals
-from sim.decay import scalar_curve
 from sim.scenario import Scenario, Team
 
 # outcomes of an SDR episode (one pass of a lead through the queue)
@@ -35,14 +34,6 @@ OPEN, QUALIFIED, NOT_QUALIFIED, UNREACHED = 0, 1, 2, 3
 HOT, MQL = 0, 1
 INF = math.inf
 NAN = math.nan
-
-
-def attempt_delays(team: Team) -> np.ndarray:
-    """Minutes from the first touch to each attempt, following the cadence (the last gap
-    repeats when there are more attempts than gaps)."""
-    gaps = list(team.attempt_gaps_minutes) or [1440.0]
-    g = [gaps[min(i, len(gaps) - 1)] for i in range(team.max_attempts - 1)]
-    return np.concatenate([[0.0], np.cumsum(g)])
 
 
 @dataclass
@@ -353,13 +344,13 @@ class Engine:
         team = scn.team
         self.band = band.tolist()
         self.max_attempts = team.max_attempts
-        self.gaps = np.diff(attempt_delays(team)).tolist()
+        self.gaps = np.diff(team.attempt_offsets_minutes()).tolist()
         self.cap = team.capacity_cap
         self.reassign = scn.routing.reassign_on_sla_breach and scn.routing.policy == "round_robin"
         self.sla = (float(scn.sla.hot_minutes), float(scn.sla.mql_minutes))
         self.business_sla = scn.sla.clock == "business" and not scn.calendar.always_open
-        self.C = scalar_curve(scn.decay.contact)
-        self.Q = scalar_curve(scn.decay.qualification)
+        self.C = scn.decay.contact.scalar()
+        self.Q = scn.decay.qualification.scalar()
         self.no_decay = scn.decay.contact.kind == "none" and scn.decay.qualification.kind == "none"
         cp, qp = scn.conversion.contact_prob, scn.conversion.qualify_prob
         self.pc = (cp["hot"], cp["mql"])

@@ -15,8 +15,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sim.calendar import BusinessClock
-from sim.errors import LabError
-from sim.io import code_version, now_utc
+from common.errors import LabError
+from common.files import code_version, now_utc
 from sim.kpis import replication_kpis, summarise
 from sim.model import run_replication
 from sim.scenario import Scenario

@@ -17,7 +17,7 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
 from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes
-from sim.io import labels, numbered
+from sim.columns import labels, numbered
 from sim.scenario import REASONS, Scenario
 
 STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "deals")

@@ -2,7 +2,7 @@
 in Parquet and CSV, each recording the scenario, seed and code version.
 
 The whole output directory is built aside and swapped in only when complete
-(``sim.io.atomic_dir``): a failed run never leaves half a result where a good one was.
+(``common.files.atomic_dir``): a failed run never leaves half a result where a good one was.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yaml
 
 from sim.calendar import timestamps
 from sim.experiment import SweepResult, meta_json
-from sim.io import atomic_dir
+from common.files import atomic_dir
 
 CRM_COLUMNS = [
     "lead_id", "created_at", "channel", "employee_count", "industry", "industry_fit", "region", "region_fit",

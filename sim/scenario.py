@@ -8,6 +8,7 @@ the field, the rule and the value.
 from __future__ import annotations
 
 import copy
+import math
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,8 +17,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.errors import LabError, validation_message
-from sim.paths import ROOT
+from common.errors import LabError, validation_message
+from common.files import read_yaml
+from common.paths import ROOT
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
@@ -101,6 +103,22 @@ class DecayCurve(Strict):
         w, f = self.weight_fast, self.floor
         return w * np.exp(-d / self.tau_minutes) + (1 - w - f) * np.exp(-d / self.tau_slow_minutes) + f
 
+    def scalar(self):
+        """The same ``m(d)`` as a plain-Python function of one float, for the simulator's
+        event loop (numpy is slow on scalars). Keep the two spellings side by side:
+        ``tests/test_sim_behaviour.py::test_scalar_decay_equals_vectorised`` holds them equal."""
+        if self.kind == "none":
+            return lambda d: 1.0
+        if self.kind == "exponential":
+            tau = self.tau_minutes
+            return lambda d: math.exp(-d / tau)
+        if self.kind == "power":
+            d0, a = self.d0_minutes, self.alpha
+            return lambda d: (1.0 + d / d0) ** -a
+        w, f, tau, tau_s = self.weight_fast, self.floor, self.tau_minutes, self.tau_slow_minutes
+        slow = 1.0 - w - f
+        return lambda d: w * math.exp(-d / tau) + slow * math.exp(-d / tau_s) + f
+
 
 # ---- sections -------------------------------------------------------------------------
 class Calendar(Strict):
@@ -179,6 +197,13 @@ class Team(Strict):
         if self.escalate_hot_to_ae and self.aes < 1:
             raise ValueError("escalate_hot_to_ae needs aes >= 1")
         return self
+
+    def attempt_offsets_minutes(self) -> np.ndarray:
+        """Minutes from the first touch to each of the ``max_attempts`` attempts, following
+        the cadence (the last gap repeats when there are more attempts than gaps)."""
+        gaps = list(self.attempt_gaps_minutes) or [1440.0]
+        g = [gaps[min(i, len(gaps) - 1)] for i in range(self.max_attempts - 1)]
+        return np.concatenate([[0.0], np.cumsum(g)])
 
 
 class Routing(Strict):
@@ -445,19 +470,6 @@ def build_scenario(doc: dict | None = None, overrides: dict | None = None, sourc
         return Scenario.model_validate(doc)
     except ValidationError as exc:
         raise LabError(_format_errors(exc, source)) from None
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise LabError(f"{path}: file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise LabError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return doc or {}
 
 
 def load_scenario(path: str | Path, overrides: dict | list[str] | None = None) -> Scenario:

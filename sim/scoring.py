@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.errors import LabError
-from sim.io import atomic_write_text
+from common.errors import LabError
+from common.files import atomic_write_text
 
 BANDS = ("hot", "mql", "nurture", "cold")
 
@@ -216,6 +216,6 @@ def _num(x: float):
 
 def seed_table() -> PointsTable:
     """The seeds' aligned points table (DOMAIN.md section 2), shipped in data/scoring."""
-    from sim.paths import DATA
+    from common.paths import DATA
 
     return PointsTable.load(DATA / "scoring" / "seed_points.yaml")

@@ -23,10 +23,10 @@ import pytest
 
 from calibration.history import backtest, fit_decay, fit_scenario
 from lab.cli import main
-from sim.errors import LabError
+from common.errors import LabError
 from sim.model import run_replication
 from sim.output import crm_export
-from sim.paths import ROOT
+from common.paths import ROOT
 from sim.scenario import load_scenario
 
 MAPPING = ROOT / "data" / "mappings" / "sim_leads.yaml"

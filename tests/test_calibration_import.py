@@ -6,7 +6,7 @@ import pytest
 
 from calibration.importer import import_export, parse_dates
 from calibration.mapping import load_mapping
-from sim.errors import LabError
+from common.errors import LabError
 
 MAPPING = """
 name: tiny
@@ -152,7 +152,7 @@ def test_stage_target_within_days_censors_recent_leads(tmp_path):
 
 
 def test_shipped_mappings_validate():
-    from sim.paths import DATA
+    from common.paths import DATA
     for name in ("x_education.yaml", "sim_leads.yaml"):
         m = load_mapping(DATA / "mappings" / name)
         assert m.outcome.success

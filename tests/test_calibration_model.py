@@ -19,7 +19,7 @@ from calibration.points import points_rows, points_table_from_model, scale_facto
 from calibration.stability import band_migration, psi
 from calibration.synthetic import TRUE_WEIGHTS, make_export, true_logit
 from calibration.thresholds import choose_thresholds, threshold_curve
-from sim.errors import LabError
+from common.errors import LabError
 from sim.scoring import PointsTable
 
 FEATURES = ["employee_count", "demo_requests", "pricing_page_visits", "content_downloads", "web_visits",

@@ -19,8 +19,8 @@ from calibration.mapping import load_mapping
 from calibration.refit import run_refit
 from calibration.synthetic import make_export
 from lab.cli import main
-from sim.errors import LabError
-from sim.paths import DATA, SHARED
+from common.errors import LabError
+from common.paths import DATA, SHARED
 
 XED = SHARED / "datasets" / "x_education_leads.csv"
 XMAP = DATA / "mappings" / "x_education.yaml"

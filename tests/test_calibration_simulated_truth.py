@@ -7,7 +7,7 @@ import pytest
 from calibration.refit import run_refit
 from sim.experiment import run_scenario
 from sim.output import crm_export
-from sim.paths import DATA, SCENARIOS
+from common.paths import DATA, SCENARIOS
 from sim.scenario import load_scenario
 
 SEED_POINTS = {"demo_requests": 30, "employee_count": 25, "seniority": 25, "pricing_page_visits": 20,

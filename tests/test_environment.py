@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from sim.paths import ROOT
+from common.paths import ROOT
 
 
 def _name(spec: str) -> str:

@@ -14,8 +14,8 @@ import pytest
 from lab import notebooks as nbr
 from lab.cli import main
 from lab.cli_notebooks import parse_param_args
-from sim.errors import LabError
-from sim.io import code_version
+from common.errors import LabError
+from common.files import code_version
 
 HERE = Path(__file__).parent / "notebooks"
 PLOT = HERE / "plot_report.ipynb"

@@ -16,8 +16,8 @@ import pytest
 
 from lab.notebooks import Job, notebook_parameters, run_many, validate_parameters
 from lab.pipeline import main_jobs
-from sim.errors import LabError
-from sim.paths import NOTEBOOKS, ROOT
+from common.errors import LabError
+from common.paths import NOTEBOOKS, ROOT
 
 NAMES = ["00_simulate_history", "01_refit_scoring", "02_fit_funnel", "03_sla_policies",
          "04_threshold_policies", "05_scenario_report"]

@@ -15,7 +15,7 @@ from sim.engine import Engine
 from sim.experiment import run_scenario, run_sweep
 from sim.model import STAGES, run_replication
 from sim.output import read_meta, write_result
-from sim.paths import SCENARIOS
+from common.paths import SCENARIOS
 from sim.scenario import load_policies, load_scenario
 
 
@@ -283,3 +283,17 @@ def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, ca
         eager = run_replication(scn, 0)
     pd.testing.assert_frame_equal(lazy.episodes, eager.episodes)
     pd.testing.assert_frame_equal(lazy.leads, eager.leads)
+
+
+@pytest.mark.parametrize("curve", [
+    dict(kind="none"), dict(kind="exponential", tau_minutes=7.5), dict(kind="power", d0_minutes=347.0, alpha=1.12),
+    dict(kind="mixture", tau_minutes=3.8, tau_slow_minutes=900.0, weight_fast=0.6, floor=0.0023),
+])
+def test_scalar_decay_equals_vectorised(curve):
+    """The event loop's plain-Python decay curve is the scenario's numpy curve."""
+    from sim.scenario import DecayCurve
+
+    c = DecayCurve(**curve)
+    d = np.array([0.0, 0.5, 5.0, 30.0, 60.0, 1440.0, 4320.0, 1e5])
+    f = c.scalar()
+    np.testing.assert_allclose([f(x) for x in d], c(d), rtol=1e-14, atol=0)

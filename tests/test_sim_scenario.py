@@ -2,8 +2,8 @@
 field, the rule and the value."""
 import pytest
 
-from sim.errors import LabError
-from sim.paths import SCENARIOS
+from common.errors import LabError
+from common.paths import SCENARIOS
 from sim.scenario import Scenario, load_policies, load_scenario, parse_override
 
 

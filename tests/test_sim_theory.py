@@ -9,7 +9,7 @@ from scipy import stats
 
 from sim.calendar import BusinessClock
 from sim.model import run_replication
-from sim.paths import SCENARIOS
+from common.paths import SCENARIOS
 from sim.scenario import load_scenario
 
 REPS = 12

@@ -1,5 +1,6 @@
-"""Atomic output and provenance: a failed run never leaves a half-written file in place
-of a good one, and every output records parameters, seed and code version."""
+"""Files every part of the lab writes and reads: atomic writes (a failed run never leaves
+a half-written file or folder in place of a good one), YAML reading with the line and
+column of a syntax error, and provenance (code version, time stamp) for every output."""
 from __future__ import annotations
 
 import json
@@ -11,13 +12,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+import yaml
 
-from sim import __version__
-from sim.paths import ROOT
+from common import __version__
+from common.errors import LabError
+from common.paths import ROOT
 
 
 def code_version() -> str:
@@ -96,21 +95,16 @@ def atomic_dir(path: str | Path):
         raise
 
 
-def labels(categories, codes) -> pd.api.extensions.ExtensionArray:
-    """Text column from small-integer ``codes`` into ``categories`` (code < 0: missing).
-
-    Built by Arrow's ``take`` in C++, so a 200,000-row column costs about 2 ms instead
-    of the ~12 ms of converting a numpy object array (pandas' ``str`` dtype is Arrow)."""
-    codes = np.asarray(codes, dtype=np.int32)  # Arrow's take is ~15x slower on int8 indices
-    cats = pa.array(list(categories), type=pa.large_string())
-    idx = pa.array(codes, mask=codes < 0) if codes.size and codes.min() < 0 else pa.array(codes)
-    return pd.array(cats.take(idx), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
-
-
-def numbered(prefix: str, numbers, width: int) -> pd.api.extensions.ExtensionArray:
-    """Identifiers such as ``L000042`` (prefix + zero-padded number), vectorised in Arrow;
-    a negative number gives a missing value."""
-    numbers = np.asarray(numbers)
-    text = pc.utf8_lpad(pa.array(numbers, mask=numbers < 0).cast(pa.string()), width, "0")
-    ids = pc.binary_join_element_wise(prefix, text, "")
-    return pd.array(ids.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+def read_yaml(path: str | Path) -> dict:
+    """A YAML file as a dict; a missing file or a syntax error is a ``LabError`` naming
+    the file, line and column."""
+    path = Path(path)
+    if not path.exists():
+        raise LabError(f"{path}: file not found")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise LabError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return doc or {}
