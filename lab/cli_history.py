@@ -25,7 +25,8 @@ def register(app: typer.Typer):
         CRM export; write a scenario the simulator runs as is; optionally back-test it."""
         import pandas as pd
 
-        from calibration.history import backtest, fit_scenario
+        from calibration.backtest import backtest
+        from calibration.history import fit_scenario
 
         if replications < 1:
             raise LabError(f"--replications must be at least 1; got {replications}")

@@ -27,7 +27,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.calendar import BusinessClock, working_intervals
-from sim.scenario import Scenario, Team
+from sim.scenario import Scenario
 
 # outcomes of an SDR episode (one pass of a lead through the queue)
 OPEN, QUALIFIED, NOT_QUALIFIED, UNREACHED = 0, 1, 2, 3

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.history import backtest, fit_decay, fit_scenario
+from calibration.backtest import backtest
+from calibration.history import fit_decay, fit_scenario
 from lab.cli import main
 from common.errors import LabError
 from sim.model import run_replication
