@@ -9,11 +9,49 @@ re-entry, an SLA timer - waits in an agenda and is applied in time order, each i
 its own time stamp, just before the next event that could be affected by it. Between two
 events nothing else changes the queues, so this gives the same history as one event per
 item would. An extra event (an alarm) is scheduled for the next agenda item only while a
-worker on duty sits idle and could take it. On the M/M/c case this makes 1.43
+worker on duty sits idle and could take it. On the M/M/c case this makes about 1.4
 events per lead, against 6 in a process-per-lead SimPy model (benchmarks/).
 
 Everything random was drawn before the run, per lead, from its own stream (``sim.model``),
 so a policy change never reshuffles which lead is contacted or how long a call takes.
+
+Rules for changing the engine
+-----------------------------
+* Every callback - a touch ending (``Pool._done_callback``), a shift bell
+  (``Pool._bell_callback``), an alarm (``Engine._alarm``) - first calls
+  ``Engine.event_begins(now)``, the one step that applies the agenda items due at or
+  before ``now`` (each at its own time) and sets ``Engine.now``; only then does it act.
+  A new kind of event must do the same. After acting, a callback calls ``Engine.arm``
+  (the touch callback behind a cheap guard) so that an idle worker is woken at the next
+  item.
+* An item applied late, at the next event, must not be one that could have started a
+  touch earlier: ``arm`` keeps an alarm at the next item whenever a worker who is idle
+  will still be on duty then. A change that lets an item wake a worker in a new way must
+  keep that true (the equivalence tests below find out if it does not).
+* Every agenda item is stamped in wall-clock run minutes (minutes since the start,
+  nights and weekends included): arrivals and first routing (``Engine.run``), a later
+  attempt ``attempt_gaps_minutes`` after the previous touch ended, a recycle
+  ``recycle_after_days`` after the sales decision, a nurture re-entry when the re-scored
+  lead crosses the MQL cut-off, the end of a touch of an unlimited team. An SLA timer
+  (round-robin reassignment) is the one item defined on business time when
+  ``sla.clock`` is ``business``: its deadline is converted to wall-clock run minutes
+  with ``BusinessClock.wall_time_after`` when it is set (``Engine.sla_deadline``).
+  Duty intervals and shift bells are wall-clock run minutes too.
+* The horizon: ``env.run(until=horizon)`` processes no event at or after it (a touch
+  ending exactly there is still in progress); no bell or alarm is set at or after it;
+  ``enter`` and ``reenter`` drop passes that would begin at or after it. Then every
+  pool's ``next_job`` becomes ``_stay_idle`` - nobody starts anything any more - and the
+  agenda is applied up to just before the horizon, so passes that fell due after the
+  last event are recorded as waiting (open). Team statistics close at the horizon.
+* Team statistics (``Pool.stats``) cover [warm-up end, horizon]: queue-length areas are
+  added where a count changes (``push``, ``next_job``; inlined there, the hot path) and
+  only from ``warm`` on; busy minutes are clipped to the window when the touch starts.
+* After any change run the equivalence tests, which compare this engine with
+  ``Engine.EAGER`` (an event per agenda item) and require identical histories:
+  ``tests/test_sim_behaviour.py::test_agenda_gives_the_history_of_an_event_per_item``
+  and ``tests/test_sim_behaviour.py::test_agenda_matches_event_per_item_for_any_policy``;
+  then the theory tests, ``tests/test_sim_theory.py`` (Erlang C, Little's law exactly
+  per replication, busy and duty minutes, monotonicity in staff).
 """
 from __future__ import annotations
 
@@ -101,10 +139,10 @@ class Episodes:
 class Pool:
     """A team of workers (SDRs or AEs) and its queue discipline."""
 
-    def __init__(self, engine: "Engine", code: int, name: str, people: int,
+    def __init__(self, engine: "Engine", code: int, people: int,
                  duty: list[list[tuple[float, float]]], handle: np.ndarray, policy: str,
                  unlimited: bool = False):
-        self.eng, self.env, self.code, self.name = engine, engine.env, code, name
+        self.eng, self.env, self.code = engine, engine.env, code
         self.n = people
         self.handle = handle.tolist()
         self.rr = policy == "round_robin"
@@ -123,25 +161,32 @@ class Pool:
         # The duty interval each worker is in (or next): [since, until).
         self.since = [d[0][0] if d else INF for d in duty]
         self.until = [d[0][1] if d else -INF for d in duty]
-        self.busy_minutes = 0.0
-        self.duty_minutes = sum(min(e, engine.horizon) - s for d in duty for s, e in d if s < engine.horizon)
-        # Queue length, integrated over time (for the mean) and its maximum.
+        # Statistics over the window [warm, horizon] of every other KPI (see ``stats``).
+        warm, horizon = engine.warm, engine.horizon
+        self.warm, self.horizon = warm, horizon
+        self.busy_minutes = 0.0  # handling minutes inside the window
+        self.duty_minutes = sum(max(0.0, min(e, horizon) - max(s, warm)) for d in duty for s, e in d)
+        # Two queue lengths, each integrated over the window (for the mean) with its
+        # maximum. ``waiting``: attempts due and waiting for a worker (first touches and
+        # later attempts whose cadence time has come); ``waiting_first``: of those, the
+        # first touches (passes entered, not touched yet). The areas run from ``q_last``,
+        # which starts at ``warm``: a change before the window adds nothing.
         self.waiting = 0
-        self.q_area = 0.0
-        self.q_last = 0.0
-        self.q_max = 0
+        self.waiting_first = 0
+        self.q_last = warm
+        self.area_attempts = 0.0
+        self.area_first = 0.0
+        self.peak_attempts = 0
+        self.peak_first = 0
         # One callback per worker, made once: called when the worker's touch ends.
         self.done_cb = [self._done_callback(k) for k in range(people)]
 
     def _done_callback(self, k: int):
         eng, current, finish, next_job = self.eng, self.current, self.eng.finish_touch, self.next_job
-        env = self.env
+        env, begins = self.env, self.eng.event_begins
 
         def done(_ev):
-            now = eng.now = env.now
-            if eng.due <= now:
-                eng.apply_until(now)
-                eng.now = now
+            begins(env.now)
             i = current[k]
             current[k] = -1
             finish(self, i, k)
@@ -151,16 +196,48 @@ class Pool:
         return done
 
     # ---- queue bookkeeping -------------------------------------------------------
+    def hold_until(self, t: float):
+        """The queue lengths have held since ``q_last``; add them to the areas up to ``t``
+        (> ``q_last``). Called from ``push`` and ``next_job`` whenever a count changes."""
+        dt = t - self.q_last
+        self.area_attempts += self.waiting * dt
+        self.area_first += self.waiting_first * dt
+        if self.waiting > self.peak_attempts:
+            self.peak_attempts = self.waiting
+        if self.waiting_first > self.peak_first:
+            self.peak_first = self.waiting_first
+        self.q_last = t
+
     def stats(self) -> dict:
-        now = self.eng.now
-        self.q_area += self.waiting * (now - self.q_last)
-        self.q_last = now
-        T = max(self.q_last, 1e-9)
+        """Team statistics over the window [warm-up end, horizon], the window of every
+        other KPI (after the run).
+
+        busy_minutes: handling minutes inside the window (a touch across either end
+          counts its part inside). duty_minutes: on-duty minutes inside the window.
+        window_minutes: horizon - warm-up end.
+        mean_waiting_first_touch: time-average, over the window, of the number of passes
+          of this team that have entered (at ``entered``, when they were routed to it)
+          and have had no first touch yet; times window_minutes it is the sum over the
+          passes of the part of [entered, first_touch or horizon) inside the window.
+        mean_waiting_attempts: the same for attempts due and waiting for a worker: the
+          first touches plus later attempts whose cadence time has come.
+        max_waiting_first_touch, max_waiting_attempts: the largest value each count holds
+          for a positive time inside the window (a lead taken the instant it is pushed
+          never counts).
+        max_open_per_person: most leads one SDR owned at once (round-robin), whole run.
+        An unlimited team never queues: its counts stay 0 and its busy minutes are not
+        counted."""
+        if self.horizon > self.q_last:
+            self.hold_until(self.horizon)
+        window = self.horizon - self.warm
         return dict(
             busy_minutes=self.busy_minutes,
             duty_minutes=self.duty_minutes,
-            mean_queue=self.q_area / T,
-            max_queue=self.q_max,
+            window_minutes=window,
+            mean_waiting_first_touch=self.area_first / window,
+            mean_waiting_attempts=self.area_attempts / window,
+            max_waiting_first_touch=self.peak_first,
+            max_waiting_attempts=self.peak_attempts,
             max_open_per_person=self.max_open,
         )
 
@@ -184,11 +261,11 @@ class Pool:
             eng.start_touch(self, i, -1)
             return
         now = eng.now
-        self.q_area += self.waiting * (now - self.q_last)
-        self.q_last = now
+        if now > self.q_last:
+            self.hold_until(now)
         self.waiting += 1
-        if self.waiting > self.q_max:
-            self.q_max = self.waiting
+        if fresh:
+            self.waiting_first += 1
         eng.waiting[i] = True
         if self.rr:
             k = eng.owner[i] if not fresh else self._assign()
@@ -283,11 +360,15 @@ class Pool:
         if self.since[k] <= now < self.until[k] or self.on_duty(k, now):
             i = self.pop(k)
             if i is not None:
-                self.q_area += self.waiting * (now - self.q_last)
-                self.q_last = now
+                if now > self.q_last:
+                    self.hold_until(now)
                 self.waiting -= 1
-                h = eng.start_touch(self, i, k)
-                self.busy_minutes += h
+                h = eng.start_touch(self, i, k)  # a first touch also lowers waiting_first
+                end = now + h  # busy: the part of [now, end) inside [warm, horizon)
+                if now < self.warm or end > self.horizon:
+                    self.busy_minutes += max(0.0, min(end, self.horizon) - max(now, self.warm))
+                else:
+                    self.busy_minutes += h
                 self.current[k] = i
                 Timeout(self.env, now + h - self.env.now).callbacks.append(self.done_cb[k])
                 return
@@ -305,10 +386,10 @@ class Pool:
                     Timeout(env, s).callbacks.append(self._bell_callback(k))
 
     def _bell_callback(self, k: int):
-        eng = self.eng
+        eng, env = self.eng, self.env
 
         def bell(_ev):
-            eng.event_begins()
+            eng.event_begins(env.now)
             if k in self.idle:
                 del self.idle[k]
                 self.next_job(k)
@@ -326,6 +407,8 @@ class Engine:
     Parameters
     ----------
     scn : the scenario.
+    clock : its business clock (SLA deadlines on business time).
+    n_leads : number of leads (the size of the per-lead state).
     band : band index per lead (0 Hot, 1 MQL; others never enter).
     draws : pre-drawn random numbers.
     on_done : callback ``(lead, episode_number, outcome, time, first_touch_delay)`` that
@@ -337,10 +420,11 @@ class Engine:
     EAGER = False
 
     def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done):
-        self.scn, self.clock, self.on_done = scn, clock, on_done
+        self.clock, self.on_done = clock, on_done
         self.env = simpy.Environment()
         self.now = 0.0            # the time of what is being applied (an event or an agenda item)
         self.horizon = scn.calendar.horizon_days * 1440.0
+        self.warm = min(scn.calendar.warmup_days * 1440.0, self.horizon)  # KPI window: [warm, horizon]
         team = scn.team
         self.band = band.tolist()
         self.max_attempts = team.max_attempts
@@ -385,10 +469,10 @@ class Engine:
         else:
             sdr_duty = [working_intervals(scn.calendar, days)] * team.sdrs
         policy = scn.routing.policy
-        self.sdr = Pool(self, 0, "sdr", team.sdrs, sdr_duty, draws.handle, policy, unlimited=team.unlimited)
+        self.sdr = Pool(self, 0, team.sdrs, sdr_duty, draws.handle, policy, unlimited=team.unlimited)
         self.ae = None
         if team.escalate_hot_to_ae:
-            self.ae = Pool(self, 1, "ae", team.aes, [working_intervals(scn.calendar, days)] * team.aes,
+            self.ae = Pool(self, 1, team.aes, [working_intervals(scn.calendar, days)] * team.aes,
                            draws.handle_ae, "fifo")
         self.pools = [p for p in (self.sdr, self.ae) if p is not None and not p.unlimited]
         self.always_arm = len(self.pools) > 1 or self.EAGER
@@ -425,9 +509,10 @@ class Engine:
             th = agenda[0][0] if agenda else INF
         self.due = tf if tf < th else th
 
-    def event_begins(self):
-        """Before an event changes anything: apply what fell due since the last one."""
-        now = self.env.now
+    def event_begins(self, now: float):
+        """The one step every callback (touch done, shift bell, alarm) takes before it acts:
+        apply the agenda items due at or before ``now`` in time order, each at its own
+        time, then set the engine's clock to ``now``."""
         if self.due <= now:
             self.apply_until(now)
         self.now = now
@@ -454,10 +539,7 @@ class Engine:
         t = ev.at
         if t >= self.alarm_at:
             self.alarm_at = INF  # this is the live alarm (an earlier, stale one is not)
-        now = max(self.env.now, t)
-        if self.due <= now:
-            self.apply_until(now)
-        self.now = now
+        self.event_begins(max(self.env.now, t))
         self.arm()
 
     def sla_deadline(self, i: int) -> float:
@@ -510,6 +592,8 @@ class Engine:
         if a == 0:
             ep.first_touch[r] = now
             ep.owner[r] = k
+            if k >= 0:  # taken from the queue (an unlimited team has none)
+                pool.waiting_first -= 1
         u = self.u[a][e][i]
         if self.no_decay:
             c = q = 1.0
