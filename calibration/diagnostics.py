@@ -20,7 +20,6 @@ from sim.scoring import BANDS, Thresholds
 
 METRICS = ("roc_auc", "pr_auc", "brier", "log_loss")
 #: For each metric, whether larger is better (deltas are reported as new - reference).
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "brier": False, "log_loss": False}
 
 
 @dataclass

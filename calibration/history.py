@@ -1,7 +1,8 @@
 """Fitting the simulator to history: from a CRM export (one row per lead) estimate the
 arrival pattern, channel mix, response times, the decay of qualification with response
 delay, stage conversion rates and durations, and deal sizes; write them as a scenario the
-simulator runs as is; and back-test that scenario against the history it came from.
+simulator runs as is (``calibration.backtest`` then checks it against the history it
+came from).
 
 What an export can and cannot tell
 ----------------------------------
@@ -40,14 +41,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from common.errors import LabError
+from common.intervals import (LEVEL, clip_interval, exponential_mean_interval, mean_interval, normal_quantile,
+                              poisson_rate_interval, proportion_interval, quantile_interval, sd_interval, small_n,
+                              t_half_width)
 from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
 
 MIN_PER_DAY = 1440.0
-Z95 = 1.959963984540054
-TIMES = ("created_at", "first_response_at", "mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at")
+Z = normal_quantile(LEVEL)  # normal quantile of the decay fit's Wald intervals (the helper's z for LEVEL)
+TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
+         "opportunity_at", "closed_at")
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -113,31 +118,9 @@ def read_history(export, mapping, tz: str) -> tuple[pd.DataFrame, object]:
 
 
 # ---- small estimators -----------------------------------------------------------------------
-def wilson(k, n, z: float = Z95) -> tuple[float, float, float]:
-    """Proportion k / n with its Wilson interval (95% by default; nan when n = 0)."""
-    if n <= 0:
-        return math.nan, math.nan, math.nan
-    p = k / n
-    den = 1 + z**2 / n
-    mid = (p + z**2 / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n * n)) / den
-    return p, max(0.0, mid - half), min(1.0, mid + half)
-
-
 def _rate_row(table: str, group: str, k, n) -> dict:
-    p, lo, hi = wilson(int(k), int(n))
-    return dict(quantity=table, group=group, estimate=p, ci_low=lo, ci_high=hi, n=int(n))
-
-
-def quantile_ci(x: np.ndarray, q: float) -> tuple[float, float, float]:
-    """Sample quantile with a distribution-free 95% interval from order statistics."""
-    x = np.sort(np.asarray(x, dtype=float))
-    n = x.size
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    lo = int(stats.binom.ppf(0.025, n, q))
-    hi = int(stats.binom.ppf(0.975, n, q))
-    return float(np.quantile(x, q)), float(x[max(lo - 1, 0)]), float(x[min(hi, n - 1)])
+    p, lo, hi = proportion_interval(int(k), int(n))
+    return dict(quantity=table, group=group, estimate=p, ci_low=lo, ci_high=hi, n=int(n), small_n=small_n(int(n)))
 
 
 def segment_of(frame: pd.DataFrame) -> pd.Series:
@@ -183,11 +166,12 @@ class DecayFit:
         for j, b in enumerate(self.bands):
             t = self.theta_[j]
             rows.append(dict(parameter=f"p_{b}", estimate=special.expit(t), se_link=se[j],
-                             ci_low=special.expit(t - Z95 * se[j]), ci_high=special.expit(t + Z95 * se[j])))
+                             ci_low=special.expit(t - Z * se[j]), ci_high=special.expit(t + Z * se[j])))
         for j, name in ((-2, "d0_minutes"), (-1, "alpha")):
             t = self.theta_[j]
-            rows.append(dict(parameter=name, estimate=math.exp(t), se_link=se[j],
-                             ci_low=math.exp(t - Z95 * se[j]), ci_high=math.exp(t + Z95 * se[j])))
+            with np.errstate(over="ignore"):  # a flat curve: d0 and its interval run off to inf
+                lo, est, hi = np.exp([t - Z * se[j], t, t + Z * se[j]])
+            rows.append(dict(parameter=name, estimate=float(est), se_link=se[j], ci_low=float(lo), ci_high=float(hi)))
         return pd.DataFrame(rows)
 
     def curve(self, d) -> pd.DataFrame:
@@ -200,8 +184,8 @@ class DecayFit:
         V = self.cov_[-2:, -2:]
         var = g_d0**2 * V[0, 0] + 2 * g_d0 * g_a * V[0, 1] + g_a**2 * V[1, 1]
         se = np.sqrt(np.clip(var, 0, None))
-        return pd.DataFrame({"delay_minutes": d, "q": np.exp(logq), "ci_low": np.exp(logq - Z95 * se),
-                             "ci_high": np.minimum(1.0, np.exp(logq + Z95 * se))})
+        lo, hi = clip_interval(np.exp(logq - Z * se), np.exp(logq + Z * se), 0.0, 1.0)
+        return pd.DataFrame({"delay_minutes": d, "q": np.exp(logq), "ci_low": lo, "ci_high": hi})
 
 
 def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
@@ -269,7 +253,9 @@ class FittedFunnel:
     Tables: ``volume`` (leads and MQLs per week), ``profile`` (168 hour-of-week weights),
     ``channels`` (share and attributes per channel), ``response`` (first-response delay
     quantiles), ``decay`` (parameters) and ``decay_fit`` (curve with ``.curve(d)``),
-    ``conversion`` (stage rates by band / segment), ``durations`` and ``deal_sizes``."""
+    ``conversion`` (stage rates by band / segment), ``durations`` and ``deal_sizes``.
+    Every table with a group size ``n`` has a ``small_n`` flag beside it (``n`` below
+    ``common.intervals.SMALL_N``: a rough interval, an estimate that moves a lot)."""
 
     scenario: Scenario
     source: str
@@ -350,10 +336,10 @@ def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
     rows, out = [], {}
     # The shares are one multinomial: besides each share's own 95% interval, give
     # simultaneous 95% intervals for the whole mix (Bonferroni over the k channels).
-    z_joint = stats.norm.ppf(1 - 0.025 / max(ch.nunique(), 1))
+    joint_level = 1 - (1 - LEVEL) / max(ch.nunique(), 1)
     for name, g in df.groupby(ch, sort=True):
-        p, lo, hi = wilson(len(g), n)
-        _, jlo, jhi = wilson(len(g), n, z_joint)
+        p, lo, hi = proportion_interval(len(g), n)
+        _, jlo, jhi = proportion_interval(len(g), n, level=joint_level)
         c = base.arrivals.channels.get(name)
         c = c.model_dump() if c is not None else type(next(iter(base.arrivals.channels.values())))().model_dump()
         c["share"] = p
@@ -386,19 +372,10 @@ def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
             if col in g:
                 c[f"{col}_mean"] = float(g[col].fillna(0).mean())
         out[name] = c
-        rows.append(dict(channel=name, n=len(g), share=p, ci_low=lo, ci_high=hi, joint_ci_low=jlo, joint_ci_high=jhi,
+        rows.append(dict(channel=name, n=len(g), small_n=small_n(len(g)), share=p, ci_low=lo, ci_high=hi,
+                         joint_ci_low=jlo, joint_ci_high=jhi,
                          **{k: v for k, v in c.items() if k not in ("share", "seniority")}))
     return pd.DataFrame(rows), out
-
-
-def _censored_exp_mean(durations: np.ndarray, exposures: np.ndarray) -> tuple[float, float, float, int]:
-    """Exponential mean from observed durations and right-censored exposures (MLE: total
-    time at risk / events) with the exact chi-square 95% interval."""
-    k = int(np.size(durations))
-    total = float(np.sum(durations) + np.sum(exposures))
-    if k == 0:
-        return math.nan, math.nan, math.nan, 0
-    return total / k, 2 * total / stats.chi2.ppf(0.975, 2 * k), 2 * total / stats.chi2.ppf(0.025, 2 * k), k
 
 
 def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mature_days: float = 21.0,
@@ -445,8 +422,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     mql = df[df["mql_at"].notna()]
     vol = []
     for name, k in (("leads_per_week", n), ("mql_per_week", len(mql))):
-        lo, hi = (stats.chi2.ppf(0.025, 2 * k) / 2, stats.chi2.ppf(0.975, 2 * k + 2) / 2) if k else (0.0, 3.69)
-        vol.append(dict(quantity=name, estimate=k / weeks, ci_low=lo / weeks, ci_high=hi / weeks, n=k))
+        rate, lo, hi = poisson_rate_interval(k, weeks)
+        vol.append(dict(quantity=name, estimate=rate, ci_low=lo, ci_high=hi, n=k, small_n=small_n(k)))
     volume = pd.DataFrame(vol)
     profile = _profile(df["created_at"], start, end)
     channels, channel_docs = _channels(df, base)
@@ -455,8 +432,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     delay = ((df["first_response_at"] - df["mql_at"]).dt.total_seconds() / 60.0) if "first_response_at" in df \
         else pd.Series(np.nan, index=df.index)
     rt = delay.dropna().clip(lower=0).to_numpy()
-    response = pd.DataFrame([dict(quantile=q, minutes=m, ci_low=lo, ci_high=hi, n=rt.size)
-                             for q in (0.25, 0.5, 0.75, 0.9, 0.95) for m, lo, hi in [quantile_ci(rt, q)]])
+    response = pd.DataFrame([dict(quantile=q, minutes=m, ci_low=lo, ci_high=hi, n=rt.size, small_n=small_n(rt.size))
+                             for q in (0.25, 0.5, 0.75, 0.9, 0.95) for m, lo, hi in [quantile_interval(rt, q)]])
 
     # Qualification vs first-touch delay, by band, in mature cohorts.
     band = df["band"].astype(object).where(df["band"].isin(BANDS_ROUTED), None) if "band" in df \
@@ -504,22 +481,22 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     dur = []
     acc = df[sal & ~rej & df["first_response_at"].notna()] if "first_response_at" in df else df.iloc[:0]
     x = ((acc["sal_at"] - acc["first_response_at"]).dt.total_seconds() / 86400.0).to_numpy()
-    dur.append(dict(quantity="disposition_days", group="all", estimate=x.mean() if x.size else math.nan,
-                     ci_low=x.mean() - Z95 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else math.nan,
-                     ci_high=x.mean() + Z95 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else math.nan, n=x.size))
+    m, lo, hi, k = mean_interval(x, lower=0.0)
+    dur.append(dict(quantity="disposition_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k))
     if "sql_at" in df:
         o = sql[has_opp]
         x = ((o["opportunity_at"] - o["sql_at"]).dt.total_seconds() / 86400.0).to_numpy()
-        m, lo, hi, k = _censored_exp_mean(x, np.array([]))
+        m, lo, hi, k = exponential_mean_interval(x)
         dur.append(dict(quantity="sql_to_opportunity_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k))
     for s in SEGMENTS:
         o = opp[opp["segment"] == s]
         done = o["closed_at"].notna()
         obs = ((o.loc[done, "closed_at"] - o.loc[done, "opportunity_at"]).dt.total_seconds() / 86400.0).to_numpy()
         cens = ((end - o.loc[~done, "opportunity_at"]).dt.total_seconds() / 86400.0).to_numpy()
-        m, lo, hi, k = _censored_exp_mean(obs, cens)
+        m, lo, hi, k = exponential_mean_interval(obs, cens)
         dur.append(dict(quantity="days_to_close", group=s, estimate=m, ci_low=lo, ci_high=hi, n=k))
-    durations = pd.DataFrame(dur)
+    durations = pd.DataFrame(dur, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
+    durations["small_n"] = small_n(durations["n"].to_numpy())
 
     # Deal sizes: lognormal per segment, one pooled sigma.
     deal = []
@@ -528,19 +505,19 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     for s in SEGMENTS:
         la = np.log(amt.loc[amt["segment"] == s, "amount"].to_numpy(float))
         if la.size >= 2:
-            se = la.std(ddof=1) / math.sqrt(la.size)
-            t = stats.t.ppf(0.975, la.size - 1)
+            # t-interval of the mean log amount, back to dollars: an interval for the median.
+            half = t_half_width(la.std(ddof=1), la.size)
             deal.append(dict(quantity="deal_size_median", group=s, estimate=math.exp(la.mean()),
-                             ci_low=math.exp(la.mean() - t * se), ci_high=math.exp(la.mean() + t * se), n=la.size))
+                             ci_low=math.exp(la.mean() - half), ci_high=math.exp(la.mean() + half), n=la.size))
             resid.append(la - la.mean())
     if resid:
         r = np.concatenate(resid)
         dof = r.size - len(resid)
         sig = math.sqrt((r**2).sum() / max(dof, 1))
-        deal.append(dict(quantity="deal_size_sigma", group="all", estimate=sig,
-                         ci_low=sig * math.sqrt(dof / stats.chi2.ppf(0.975, dof)),
-                         ci_high=sig * math.sqrt(dof / stats.chi2.ppf(0.025, dof)), n=r.size))
+        lo, hi = sd_interval(sig, dof)
+        deal.append(dict(quantity="deal_size_sigma", group="all", estimate=sig, ci_low=lo, ci_high=hi, n=r.size))
     deal_sizes = pd.DataFrame(deal, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
+    deal_sizes["small_n"] = small_n(deal_sizes["n"].to_numpy())
 
     owners = int(df["owner_id"].dropna().nunique()) if "owner_id" in df else 0
     if "band" in df and len(mql) >= 100 and not mql["band"].isin(["nurture", "cold"]).any() and base.nurture.enabled:

@@ -19,7 +19,8 @@ CREATED = "created_at"
 OUTCOME = "outcome"
 #: Stage timestamps, in funnel order; ``created_at`` comes first.
 STAGE_DATES = ("mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at")
-DATES = (CREATED, "first_response_at") + STAGE_DATES
+#: Dates that are not stages: the first touch, the SDR's hand-off to sales and sales' decision.
+DATES = (CREATED, "first_response_at", "handoff_at", "decided_at") + STAGE_DATES
 #: Pre-outcome lab columns that are scoring features.
 NUMERIC_FEATURES = ("employee_count", "demo_requests", "pricing_page_visits", "content_downloads",
                     "web_visits", "webinars")
@@ -28,7 +29,6 @@ CATEGORICAL_FEATURES = ("channel", "industry", "industry_fit", "country", "regio
 #: Lab columns known only after scoring or after the outcome: never features.
 NON_FEATURES = ("owner_id", OUTCOME, "stage", "rejection_reason", "amount", "score", "band")
 LAB_COLUMNS = (ID,) + DATES + NUMERIC_FEATURES + CATEGORICAL_FEATURES + NON_FEATURES
-LAB_OUTCOMES = ("won", "lost", "no_decision", "open")
 
 DEFAULT_PLACEHOLDERS = ("Select", "", "N/A", "NA", "n/a", "null", "NULL", "None", "-", "?")
 

@@ -19,6 +19,8 @@ proportion ``k / n`` of one sample        Wilson score interval (Wilson 1927; Br
 Poisson count ``k`` over an exposure      exact (Garwood 1936): chi-square quantiles
 sample quantile                           distribution-free, from order statistics
 exponential mean with censoring           exact chi-square on the number of events
+standard deviation of a normal sample     chi-square on the variance
+Wald interval of a fitted parameter       ``normal_quantile`` (z) times its standard error
 ========================================  ===============================================
 """
 from __future__ import annotations
@@ -33,7 +35,8 @@ LEVEL = 0.95
 SMALL_N = 30
 
 
-def _z(level: float) -> float:
+def normal_quantile(level: float = LEVEL) -> float:
+    """z such that +-z holds ``level`` of a standard normal (1.96 for 95%): Wald intervals."""
     return float(stats.norm.ppf(0.5 + level / 2))
 
 
@@ -112,7 +115,7 @@ def proportion_interval(k, n, level: float = LEVEL) -> tuple[float, float, float
     k, n = float(k), float(n)
     if n <= 0:
         return math.nan, math.nan, math.nan
-    z = _z(level)
+    z = normal_quantile(level)
     p = k / n
     den = 1 + z**2 / n
     mid = (p + z**2 / (2 * n)) / den
@@ -152,6 +155,15 @@ def exponential_mean_interval(durations, exposures=(), level: float = LEVEL) -> 
         return math.nan, math.nan, math.nan, 0
     a = 1 - level
     return total / k, 2 * total / stats.chi2.ppf(1 - a / 2, 2 * k), 2 * total / stats.chi2.ppf(a / 2, 2 * k), k
+
+
+def sd_interval(sd: float, dof: int, level: float = LEVEL) -> tuple[float, float]:
+    """Interval for a normal standard deviation estimated with ``dof`` degrees of freedom
+    (chi-square on the variance: ``sd * sqrt(dof / chi2(1 - a/2, dof))`` .. ``a/2``)."""
+    if dof < 1:
+        return math.nan, math.nan
+    a = 1 - level
+    return sd * math.sqrt(dof / stats.chi2.ppf(1 - a / 2, dof)), sd * math.sqrt(dof / stats.chi2.ppf(a / 2, dof))
 
 
 def format_interval(low, high, fmt=lambda v: f"{v:,.3g}") -> str:

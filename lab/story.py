@@ -18,28 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-# kpi -> (plain name, kind); kind picks the number format.
-LABELS = {
-    "mql_per_week": ("MQLs per week", "count"),
-    "mql_volume": ("MQLs", "count"),
-    "response_median_minutes": ("median response time", "minutes"),
-    "response_p90_minutes": ("90th-percentile response time", "minutes"),
-    "sla_attainment": ("SLA attainment (all routed leads)", "share"),
-    "sla_attainment_hot": ("SLA attainment, Hot leads", "share"),
-    "sla_attainment_mql": ("SLA attainment, MQLs", "share"),
-    "within_15_minutes_share": ("answered within 15 minutes", "share"),
-    "mql_to_sql_rate": ("MQL -> SQL rate", "share"),
-    "sql_count": ("SQLs", "count"),
-    "opportunity_count": ("opportunities", "count"),
-    "pipeline_usd": ("pipeline created", "money"),
-    "won_count": ("deals won", "count"),
-    "revenue_won_usd": ("revenue won", "money"),
-    "expected_revenue_usd": ("expected revenue", "money"),
-    "pipeline_coverage": ("pipeline coverage", "ratio"),
-    "sdr_utilisation": ("SDR utilisation", "share"),
-}
+from sim.kpis import kpi as kpi_def
+
+# KPI names, units, plain labels and kinds (which pick the number format) live in
+# sim.kpis, the lab's one KPI vocabulary.
 EFFECT_KPIS = ["sql_count", "pipeline_usd", "won_count", "expected_revenue_usd"]
 TABLE_KPIS = ["mql_per_week", "response_median_minutes", "response_p90_minutes", "sla_attainment_hot",
               "sla_attainment_mql", "sql_count", "opportunity_count", "pipeline_usd", "won_count",
@@ -53,7 +36,7 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
     """A KPI value the way a reader expects it: $1.2M, 87%, 4.1 h, 614."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    kind = LABELS.get(kpi, (kpi, "number"))[1]
+    kind = kpi_def(kpi).kind
     sign = "+" if signed and value > 0 else "-" if signed and value < 0 else ""
     v = abs(value) if signed else value
     if kind == "money":
@@ -65,8 +48,10 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
         text = f"{v:.0f} min" if abs(v) < 60 else f"{v / 60:.1f} h" if abs(v) < 1440 else f"{v / 1440:.1f} days"
     elif kind == "ratio":
         text = f"{v:.2f}x"
-    elif kind == "count":
+    elif kind in ("count", "rate"):
         text = f"{v:,.0f}" if abs(v) >= 10 else f"{v:,.1f}"
+    elif kind == "days":
+        text = f"{v:,.1f} days"
     else:
         text = f"{v:,.3g}"
     return sign + text
@@ -74,19 +59,16 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
 
 def label(kpi: str, capital: bool = False) -> str:
     """The KPI in plain words ("pipeline created"); ``capital`` for the start of a line."""
-    text = LABELS.get(kpi, (kpi.replace("_", " "), ""))[0]
+    text = kpi_def(kpi).label
     return text[:1].upper() + text[1:] if capital else text
 
 
 def _bounds(kpi: str, low: float, high: float) -> tuple[float, float]:
     # A t-interval over few replications can cross what a KPI can take (a negative count,
     # a share above 100%): show the interval cut to the possible range.
-    kind = LABELS.get(kpi, (kpi, "number"))[1]
-    if kind in ("count", "money", "minutes", "share", "ratio"):
-        low = max(low, 0.0)
-    if kind == "share":
-        high = min(high, 1.0)
-    return low, high
+    from common.intervals import clip_interval
+
+    return clip_interval(low, high, *kpi_def(kpi).bounds)
 
 
 def policy_table(summary: pd.DataFrame, policies=None, kpis=None, intervals: bool = True) -> pd.DataFrame:
@@ -115,8 +97,11 @@ def effects(kpis: pd.DataFrame, policy: str, baseline: str = "baseline", names=N
     """Effect of ``policy`` against ``baseline`` per KPI, paired by replication.
 
     Returns one row per KPI: baseline mean, policy mean, difference, its interval
-    (t-interval of the paired differences) and the relative change.
+    (t-interval of the paired differences, ``common.intervals.mean_interval``; NaN below
+    2 pairs) and the relative change.
     """
+    from common.intervals import mean_interval
+
     names = names or EFFECT_KPIS
     a = kpis[kpis["policy"] == baseline].set_index("replication")
     b = kpis[kpis["policy"] == policy].set_index("replication")
@@ -124,12 +109,11 @@ def effects(kpis: pd.DataFrame, policy: str, baseline: str = "baseline", names=N
     rows = []
     for k in names:
         d = (b.loc[common, k] - a.loc[common, k]).astype(float).dropna()
-        n = len(d)
-        mean = float(d.mean()) if n else float("nan")
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        # No bounds: a difference can be negative. Below 2 pairs low / high are NaN (n/a).
+        mean, low, high, n = mean_interval(d.to_numpy(), level)
         base = float(a.loc[common, k].mean())
         rows.append({"kpi": k, "baseline": base, "policy": float(b.loc[common, k].mean()), "effect": mean,
-                     "low": mean - half, "high": mean + half, "relative": mean / base if base else float("nan"),
+                     "low": low, "high": high, "relative": mean / base if base else float("nan"),
                      "n": n})
     return pd.DataFrame(rows)
 

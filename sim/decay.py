@@ -91,6 +91,9 @@ def study_ratios(scn: Scenario, n_per_group: int = 200_000, seed: int = 7) -> "p
     """Simulated vs published ratios with 95% intervals (delta method on log ratios)."""
     import pandas as pd
 
+    from common.intervals import LEVEL, normal_quantile
+
+    z = normal_quantile(LEVEL)
     runs = run_groups(scn, n_per_group, seed)
     rows = []
     for label, (a, b, what, published, source) in STUDY_RATIOS.items():
@@ -100,7 +103,7 @@ def study_ratios(scn: Scenario, n_per_group: int = 200_000, seed: int = 7) -> "p
         se = math.sqrt(1 / max(xa, 1) - 1 / na + 1 / max(xb, 1) - 1 / nb)
         rows.append(
             dict(comparison=label, published=published, simulated=ratio,
-                 ci_low=ratio * math.exp(-1.96 * se), ci_high=ratio * math.exp(1.96 * se), source=source)
+                 ci_low=ratio * math.exp(-z * se), ci_high=ratio * math.exp(z * se), source=source)
         )
     return pd.DataFrame(rows)
 

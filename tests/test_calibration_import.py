@@ -45,8 +45,9 @@ def test_good_export_renames_and_clears_placeholders(tmp_path):
 
 
 def test_parquet_reads_the_same(tmp_path):
-    data = import_export(*_write(tmp_path, _rows(), name="e.parquet"))
-    assert len(data.frame) == 6
+    from_csv = import_export(*_write(tmp_path, _rows())).frame
+    from_parquet = import_export(*_write(tmp_path, _rows(), name="e.parquet")).frame
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
 
 
 def test_missing_required_column(tmp_path):
@@ -153,6 +154,11 @@ def test_stage_target_within_days_censors_recent_leads(tmp_path):
 
 def test_shipped_mappings_validate():
     from common.paths import DATA
-    for name in ("x_education.yaml", "sim_leads.yaml"):
+    # (value, kind): 1, 1.0, "1" and True are one value; a value the mapping does not name is None.
+    kinds = {"x_education.yaml": [(1, "success"), (1.0, "success"), ("1", "success"), (True, "success"),
+                                  (0, "failure"), ("2", None)],
+             "sim_leads.yaml": [("won", "success"), ("Lost", "failure"), ("no_decision", "failure"),
+                                ("open", "open"), ("maybe", None)]}
+    for name, expected in kinds.items():
         m = load_mapping(DATA / "mappings" / name)
-        assert m.outcome.success
+        assert [(v, m.outcome_kind(v)) for v, _ in expected] == expected, name

@@ -247,5 +247,23 @@ def test_report_with_an_empty_chain_writes_the_index(tmp_path, capsys, monkeypat
     assert "No runs yet" in (tmp_path / "index.html").read_text()
 
 
-def test_default_kernel_runs_this_interpreter():
-    assert nbr.default_kernel() in ("smarketing-lab", "python3")
+@pytest.mark.parametrize("installed, expected", [
+    ("here", nbr.KERNEL),      # the project's kernel runs this interpreter: use it
+    ("elsewhere", "python3"),  # it runs another Python: fall back to python3 (sys.executable)
+    (None, "python3"),         # not installed
+])
+def test_default_kernel_runs_this_interpreter(monkeypatch, tmp_path, installed, expected):
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
+
+    python = {"here": sys.executable, "elsewhere": str(tmp_path / "other-venv" / "bin" / "python")}
+
+    def get_kernel_spec(self, name):
+        if installed is None or name != nbr.KERNEL:
+            raise NoSuchKernel(name)
+        return KernelSpec(argv=[python[installed], "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                          display_name=name, language="python")
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", get_kernel_spec)
+    assert nbr.default_kernel() == expected
