@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup test report lab bench clean
+.PHONY: help setup test report lab bench expected clean
 
 help:
 	@echo "make report   run the whole lab on the shipped data -> reports/index.html"
 	@echo "make test     run the test suite"
 	@echo "make lab      open JupyterLab on notebooks/ with the project's kernel"
 	@echo "make bench    run the benchmarks in benchmarks/"
+	@echo "make expected rewrite tests/expected/ after a change that moves numbers on purpose"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_calibration.py
+
+expected: $(STAMP)
+	$(BIN)/python tests/expected_results.py
 
 clean:
 	rm -rf $(VENV) reports runs data/generated

@@ -83,6 +83,8 @@ def make_export(n: int, seed: int = 0, start: str = "2024-01-01", days: int = 36
     df["first_response_at"] = created + pd.to_timedelta(r[5].exponential(60, n), unit="min")
     df["owner_id"] = r[5].integers(1, 9, n).astype(str)
     df["mql_at"] = created + 0.1 * day
+    df["handoff_at"] = created + 0.2 * day
+    df["decided_at"] = created + 0.5 * day
     df["sal_at"] = (created + 0.5 * day).where(sql | (u < 0.5))
     df["sql_at"] = (created + gap).where(sql)
     df["opportunity_at"] = (created + 2 * gap).where(opp)
@@ -92,6 +94,7 @@ def make_export(n: int, seed: int = 0, start: str = "2024-01-01", days: int = 36
     df["stage"] = np.where(won, "won", np.where(sql, "sql", "recycled"))
     df["rejection_reason"] = np.where(sql, "", r[5].choice(["not_icp", "no_intent", "no_timing"], n))
     df["amount"] = np.where(won, np.round(r[5].lognormal(9.5, 0.6, n)), np.nan)
-    for c in ("created_at", "first_response_at", "mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at"):
+    for c in ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
+              "opportunity_at", "closed_at"):
         df[c] = df[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return df

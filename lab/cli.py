@@ -35,11 +35,7 @@ def version():
 
 
 for _module in ("lab.cli_sim", "lab.cli_calibration", "lab.cli_history", "lab.cli_notebooks"):
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as exc:  # an area not installed yet must not break the rest
-        if exc.name != _module:
-            raise
+    importlib.import_module(_module).register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,5 +89,7 @@ def timestamps(cal: Calendar, t) -> "np.ndarray":
     # Local wall-clock minutes: add as naive offsets then localise, so 09:00 stays 09:00
     # across daylight-saving changes.
     naive = pd.Timestamp(cal.start_date) + pd.to_timedelta(np.asarray(t, dtype=float), unit="m")
-    out = pd.DatetimeIndex(naive).tz_localize(cal.timezone, nonexistent="shift_forward", ambiguous="NaT")
-    return out.floor("s")
+    # In the hour that repeats when clocks go back, take the first (summer-time) reading:
+    # "NaT" would erase the date of every lead of that hour.
+    naive = pd.DatetimeIndex(naive).floor("s")
+    return naive.tz_localize(cal.timezone, nonexistent="shift_forward", ambiguous=np.ones(len(naive), dtype=bool))

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from sim.calendar import BusinessClock
 from common.errors import LabError
+from common.intervals import format_interval
 from common.files import code_version, now_utc
 from sim.kpis import replication_kpis, summarise
 from sim.model import run_replication
@@ -64,11 +65,12 @@ class SweepResult:
     extra: dict = field(default_factory=dict)
 
     def table(self, kpis: list[str] | None = None) -> pd.DataFrame:
-        """Policies side by side: 'mean [low, high]' per KPI (rows) and policy (columns)."""
+        """Policies side by side: 'mean [low, high]' per KPI (rows) and policy (columns);
+        'mean n/a' where there is no interval (fewer than 2 replications)."""
         from sim.kpis import HEADLINE
 
         s = self.summary[self.summary["kpi"].isin(kpis or HEADLINE)]
-        cell = s.apply(lambda r: f"{r['mean']:,.3g} [{r['ci_low']:,.3g}, {r['ci_high']:,.3g}]", axis=1)
+        cell = s.apply(lambda r: f"{r['mean']:,.3g} {format_interval(r['ci_low'], r['ci_high'])}", axis=1)
         wide = s.assign(cell=cell).pivot(index="kpi", columns="policy", values="cell")
         order = [k for k in (kpis or HEADLINE) if k in wide.index]
         return wide.loc[order, list(self.scenarios)]

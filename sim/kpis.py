@@ -1,23 +1,184 @@
-"""The shared dashboard (DOMAIN.md section 5), computed per replication, and summarised
-over replications with 95% confidence intervals.
+"""The lab's KPI vocabulary: every figure of the shared dashboard (DOMAIN.md section 5),
+defined once and computed by one function from a CRM-shaped lead table and, when there
+is one, its event log - for a real export and for a simulated run alike.
 
-Only leads created after the warm-up count (the queue starts empty; see Law & Kelton,
-*Simulation Modeling and Analysis*, on initial-transient bias). Rates are cohort rates:
-of the leads that reached a stage after the warm-up, the share that reached the next one
-before the horizon.
+``funnel_kpis(leads, events, scenario, start, end)`` reads lab-named columns (what
+``calibration.importer`` produces from an export, and what ``sim.crm`` writes for a run):
+``lead_id, created_at, channel, employee_count, band, mql_at, first_response_at,
+handoff_at, decided_at, sal_at, sql_at, opportunity_at, closed_at, outcome,
+rejection_reason, amount``. Only ``created_at`` is required; a KPI whose columns are
+missing is NaN. The event log (``lead_id, stage_change, at``, optional ``routed_band``)
+adds every later pass of a lead through the SDR queue (nurture re-entries, recycles);
+without it each MQL counts once, at its first pass.
+
+Which leads count (the cohort rules, the same for both sources):
+
+- the window is ``[start, end)``; for a run, ``start`` is the end of the warm-up (the
+  queue starts empty: Law & Kelton, *Simulation Modeling and Analysis*, on
+  initial-transient bias) and ``end`` the horizon;
+- volume, conversion, money and velocity KPIs follow the leads *created* in the window;
+  a stage reached at or after ``end`` has not happened yet (right censoring);
+- response-time and SLA KPIs follow the *passes* that entered the queue in the window
+  (a lead created before the window whose re-entry falls inside it counts there); a pass
+  still waiting at ``end`` counts for a target only once its deadline has passed;
+- team KPIs (utilisation, queue lengths) are time averages over the same window,
+  measured inside the simulator (an export has no shift log).
+
+``KPIS`` is the data dictionary (name, unit, meaning); ``data_dictionary`` writes it
+next to every run's tables. ``summarise`` gives the mean and 95% interval over
+replications (``common.intervals``), with each interval cut to what the KPI can take.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from common.intervals import summarise_means
 from sim.calendar import BusinessClock
 from sim.scenario import REASONS, SEGMENTS, Scenario
 
 DAY = 1440.0
+WEEK = 7 * DAY
+MINUTE = pd.Timedelta(minutes=1)
+STAGE_TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
+               "opportunity_at", "closed_at")
+RESPONSE_TARGETS_MINUTES = {"15_minutes": 15.0, "1_hour": 60.0, "24_hours": 1440.0}
 
 
+# ---- the vocabulary -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KPI:
+    """One dashboard figure: ``name`` carries its unit; ``kind`` sets the bounds of its
+    interval and how reports print it; ``meaning`` says what it counts."""
+
+    name: str
+    unit: str
+    kind: str  # share | count | rate | money | minutes | days | ratio
+    label: str
+    meaning: str
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        if self.kind == "share":
+            return 0.0, 1.0
+        return (0.0, None) if self.kind in ("count", "rate", "money", "minutes", "days", "ratio") else (None, None)
+
+
+def _k(name, unit, kind, label, meaning):
+    return KPI(name, unit, kind, label, meaning)
+
+
+_LEADS = "leads created in the window"
+_MQLS = "MQLs among " + _LEADS
+_PASSES = "passes through the SDR queue that entered in the window"
+KPIS: dict[str, KPI] = {k.name: k for k in [
+    _k("leads_per_week", "leads/week", "rate", "leads per week", f"{_LEADS} / weeks in the window"),
+    _k("lead_count", "leads", "count", "leads", _LEADS),
+    _k("hot_share", "share", "share", "Hot share of leads", f"{_LEADS} scored Hot at creation / all of them"),
+    _k("mql_count", "MQLs", "count", "MQLs", f"{_LEADS} that became an MQL before the window's end"),
+    _k("mql_per_week", "MQLs/week", "rate", "MQLs per week", "mql_count / weeks in the window"),
+    _k("hot_mql_count", "MQLs", "count", "Hot MQLs", "MQLs scored Hot at creation"),
+    _k("hot_share_of_mql", "share", "share", "Hot share of MQLs", "hot_mql_count / mql_count"),
+    _k("response_mean_minutes", "minutes", "minutes", "mean response time",
+       f"wall-clock minutes from entering the queue to the first touch, {_PASSES}, touched ones"),
+    _k("response_median_minutes", "minutes", "minutes", "median response time", "median of the same"),
+    _k("response_p90_minutes", "minutes", "minutes", "90th-percentile response time", "90th percentile of the same"),
+    _k("response_p95_minutes", "minutes", "minutes", "95th-percentile response time", "95th percentile of the same"),
+    _k("response_mean_business_minutes", "business minutes", "minutes", "mean response time (business hours)",
+       "the response time counted on the office's working minutes"),
+    _k("response_median_business_minutes", "business minutes", "minutes", "median response time (business hours)",
+       "median of the same"),
+    _k("response_p90_business_minutes", "business minutes", "minutes",
+       "90th-percentile response time (business hours)", "90th percentile of the same"),
+    _k("untouched_share", "share", "share", "passes never touched", f"{_PASSES} with no touch by the window's end"),
+    _k("sla_attainment_hot", "share", "share", "SLA attainment, Hot leads",
+       "Hot passes first touched within the Hot SLA (on the SLA clock) / Hot passes touched or past their deadline"),
+    _k("sla_attainment_mql", "share", "share", "SLA attainment, MQLs", "the same for MQL passes and the MQL SLA"),
+    _k("sla_attainment", "share", "share", "SLA attainment (all routed leads)", "the same over Hot and MQL passes"),
+    *[_k(f"within_{t}_share", "share", "share", f"answered within {t.replace('_', ' ')}",
+         f"passes first touched within {m:g} wall-clock minutes / passes touched or waiting longer than that")
+      for t, m in RESPONSE_TARGETS_MINUTES.items()],
+    _k("sql_count", "SQLs", "count", "SQLs", "MQLs that became an SQL before the window's end"),
+    _k("sql_per_week", "SQLs/week", "rate", "SQLs per week", "sql_count / weeks in the window"),
+    _k("mql_to_sql_rate", "share", "share", "MQL -> SQL rate", "sql_count / mql_count"),
+    _k("sal_acceptance_rate", "share", "share", "sales acceptance rate",
+       "MQLs accepted by sales / MQLs sales decided on before the window's end"),
+    _k("disposition_mean_days", "days", "days", "mean disposition time",
+       "days from hand-off to sales' decision, decided MQLs (needs handoff_at and decided_at)"),
+    _k("disposition_within_target_share", "share", "share", "dispositions within target",
+       "decided MQLs whose disposition took at most the scenario's target days"),
+    *[_k(f"rejection_share_{r}", "share", "share", f"rejections: {r.replace('_', ' ')}",
+         f"MQLs rejected by sales for '{r}' / MQLs rejected") for r in REASONS],
+    _k("opportunity_count", "opportunities", "count", "opportunities", "SQLs that became an opportunity"),
+    _k("opportunity_per_week", "opportunities/week", "rate", "opportunities per week", "opportunity_count / weeks"),
+    _k("sql_to_opportunity_rate", "share", "share", "SQL -> opportunity rate", "opportunity_count / sql_count"),
+    _k("won_count", "deals", "count", "deals won", "opportunities closed won before the window's end"),
+    _k("won_per_week", "deals/week", "rate", "deals won per week", "won_count / weeks in the window"),
+    _k("win_rate", "share", "share", "win rate", "won / closed opportunities (open ones are not counted)"),
+    _k("no_decision_rate", "share", "share", "no-decision rate", "closed with no decision / closed opportunities"),
+    *[_k(f"win_rate_{s}", "share", "share", f"win rate, {s}", f"win rate of {s} accounts") for s in SEGMENTS],
+    _k("days_mql_to_sql", "days", "days", "days MQL -> SQL", "mean days from MQL to SQL, SQLs"),
+    _k("days_sql_to_opportunity", "days", "days", "days SQL -> opportunity", "mean days, opportunities"),
+    _k("days_opportunity_to_close", "days", "days", "days opportunity -> close", "mean days, closed opportunities"),
+    _k("pipeline_usd", "USD", "money", "pipeline created", "sum of the amounts of the opportunities"),
+    _k("pipeline_per_week_usd", "USD/week", "money", "pipeline per week", "pipeline_usd / weeks in the window"),
+    _k("deal_size_mean_usd", "USD", "money", "average deal size", "mean amount of the opportunities"),
+    _k("revenue_won_usd", "USD", "money", "revenue won", "sum of the amounts of the won deals"),
+    _k("expected_revenue_usd", "USD", "money", "expected revenue",
+       "sum of opportunity amounts times the scenario's win odds of their segment (open deals included)"),
+    _k("pipeline_coverage", "x quarterly target", "ratio", "pipeline coverage",
+       "pipeline_usd / the scenario's quarterly revenue target scaled to the window's weeks"),
+    _k("marketing_spend_usd", "USD", "money", "marketing spend", "leads times the scenario's cost per lead of their channel"),
+    _k("marketing_roi", "USD per USD", "ratio", "marketing ROI", "expected_revenue_usd / marketing_spend_usd"),
+    _k("reassigned_count", "passes", "count", "reassigned leads", "leads taken from a rep who missed the SLA"),
+]}
+
+# Per-channel and per-team KPIs: the names depend on the scenario.
+_PATTERNS = [
+    (re.compile(r"win_rate_channel_(.+)"), lambda m: KPI(m.group(0), "share", "share", f"win rate, {m.group(1)}",
+                                                         f"win rate of leads from the '{m.group(1)}' channel")),
+    (re.compile(r"deal_size_mean_usd_(.+)"), lambda m: KPI(m.group(0), "USD", "money", f"deal size, {m.group(1)}",
+                                                           f"mean opportunity amount, '{m.group(1)}' channel")),
+    (re.compile(r"(sdr|ae)_utilisation"), lambda m: KPI(m.group(0), "share", "share", f"{m.group(1).upper()} utilisation",
+                                                        "busy minutes / on-duty minutes inside the window")),
+    (re.compile(r"(sdr|ae)_mean_waiting_first_touch"), lambda m: KPI(
+        m.group(0), "leads", "count", f"{m.group(1).upper()} queue, leads waiting for a first touch",
+        "time-average number of leads of the pool's queue waiting for their first touch, inside the window")),
+    (re.compile(r"(sdr|ae)_mean_waiting_attempts"), lambda m: KPI(
+        m.group(0), "attempts", "count", f"{m.group(1).upper()} queue, attempts waiting",
+        "time-average number of due attempts (first touches and follow-ups) waiting for a rep, inside the window")),
+    (re.compile(r"(sdr|ae)_max_waiting_(first_touch|attempts)"), lambda m: KPI(
+        m.group(0), "leads" if m.group(2) == "first_touch" else "attempts", "count",
+        f"{m.group(1).upper()} queue, most waiting", "largest number waiting at once inside the window")),
+    (re.compile(r"(sdr|ae)_max_open_per_person"), lambda m: KPI(
+        m.group(0), "leads", "count", f"{m.group(1).upper()} most open leads per person",
+        "largest number of open leads one rep held at once")),
+]
+
+
+def kpi(name: str) -> KPI:
+    """The definition of KPI ``name`` (a ``LabError``-free fallback for unknown names:
+    a plain number described by its name)."""
+    if name in KPIS:
+        return KPIS[name]
+    for pattern, make in _PATTERNS:
+        m = pattern.fullmatch(name)
+        if m:
+            return make(m)
+    return KPI(name, "", "number", name.replace("_", " "), "")
+
+
+def data_dictionary(names) -> pd.DataFrame:
+    """``name, unit, meaning`` of each KPI column in ``names`` (other columns skipped)."""
+    rows = [kpi(n) for n in names if n not in ("policy", "replication", "seed")]
+    return pd.DataFrame({"name": [k.name for k in rows], "unit": [k.unit for k in rows],
+                         "meaning": [k.meaning for k in rows]})
+
+
+# ---- computing them -------------------------------------------------------------------------
 def _rate(num, den) -> float:
     return float(num) / float(den) if den else float("nan")
 
@@ -32,27 +193,93 @@ def _q(x, q) -> float:
     return float(np.quantile(x, q)) if x.size else float("nan")
 
 
-def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, float]:
-    """Every dashboard KPI for one replication (``sim.model.Replication``)."""
+def _local(s: pd.Series, tz: str) -> pd.Series:
+    """Naive local wall-clock times (the simulator's clock) from naive or aware dates."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert(tz).dt.tz_localize(None)
+    return pd.to_datetime(s)
+
+
+def run_minutes(s: pd.Series, scn: Scenario) -> np.ndarray:
+    """Dates as minutes since 00:00 local of ``calendar.start_date`` (NaT -> NaN)."""
+    origin = pd.Timestamp(scn.calendar.start_date)
+    return ((_local(s, scn.calendar.timezone) - origin) / MINUTE).to_numpy(dtype=float, na_value=np.nan)
+
+
+def _passes(leads, events, scn, lead_band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entered, first_touch, routed band) of every pass through the queue, in run minutes."""
+    if events is not None and len(events) and (events["stage_change"] == "first_touch").any():
+        ev = events[events["stage_change"].isin(["mql", "first_touch"])]
+        t = run_minutes(ev["at"], scn)
+        band = ev["routed_band"] if "routed_band" in ev else ev["lead_id"].map(
+            pd.Series(lead_band, index=leads["lead_id"].to_numpy()))
+        df = pd.DataFrame({"lead": ev["lead_id"].to_numpy(), "kind": ev["stage_change"].to_numpy(), "t": t,
+                           "band": np.asarray(band, dtype=object)})
+        df = df.sort_values(["lead", "t"], kind="stable")
+        df["k"] = df.groupby(["lead", "kind"], sort=False).cumcount()
+        entered = df[df["kind"] == "mql"]
+        touch = df[df["kind"] == "first_touch"][["lead", "k", "t"]].rename(columns={"t": "touch"})
+        p = entered.merge(touch, on=["lead", "k"], how="left")
+        return p["t"].to_numpy(float), p["touch"].to_numpy(float), p["band"].to_numpy(object)
+    if "mql_at" not in leads:
+        return np.array([]), np.array([]), np.array([], dtype=object)
+    entered = run_minutes(leads["mql_at"], scn)
+    touch = run_minutes(leads["first_response_at"], scn) if "first_response_at" in leads \
+        else np.full(len(leads), np.nan)
+    m = ~np.isnan(entered)
+    return entered[m], touch[m], np.asarray(lead_band, dtype=object)[m]
+
+
+def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
+                start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+                clock: BusinessClock | None = None) -> dict[str, float]:
+    """Every funnel KPI of ``KPIS`` for the window ``[start, end)`` (default: the
+    scenario's warm-up end and horizon). See the module docstring for the cohort rules.
+
+    Parameters
+    ----------
+    leads : one row per lead, lab column names, dates naive local or time-zone aware.
+    events : the event log (``lead_id, stage_change, at[, routed_band]``) or None.
+    scn : the scenario whose calendar (time zone, business hours), SLA targets, channel
+        costs, win odds and revenue target the KPIs use.
+    """
     cal = scn.calendar
-    warm = cal.warmup_days * DAY
-    horizon = cal.horizon_days * DAY
-    weeks = (horizon - warm) / (7 * DAY)
-    L = rep.leads[rep.leads["t_created"] >= warm]
-    E = rep.episodes[rep.episodes["entered"] >= warm]
+    clock = clock or BusinessClock(cal)
+    origin = pd.Timestamp(cal.start_date)
+    w0 = cal.warmup_days * DAY if start is None else (pd.Timestamp(start) - origin) / MINUTE
+    w1 = cal.horizon_days * DAY if end is None else (pd.Timestamp(end) - origin) / MINUTE
+    weeks = (w1 - w0) / WEEK
+    T = {c: run_minutes(leads[c], scn) for c in STAGE_TIMES if c in leads}
+    nan = np.full(len(leads), np.nan)
+    created = T["created_at"]
+    keep = (created >= w0) & (created < w1)
+    t = {c: np.where(v < w1, v, np.nan)[keep] for c, v in T.items()}  # later than the window: not yet
+    at = lambda c: t.get(c, nan[keep])  # noqa: E731
+    col = lambda c, fill=None: (leads[c].to_numpy(object)[keep] if c in leads  # noqa: E731
+                                else np.full(keep.sum(), fill, dtype=object))
+    band = col("band")
     k: dict[str, float] = {}
 
-    k["leads_per_week"] = len(L) / weeks
-    k["hot_share"] = _rate((L["band"] == "hot").sum(), len(L))
-    mql = L[L["t_mql"].notna()]
-    k["mql_volume"] = float(len(mql))
-    k["mql_per_week"] = len(mql) / weeks
-    k["hot_volume"] = float((mql["band"] == "hot").sum())
+    n = int(keep.sum())
+    k["lead_count"] = float(n)
+    k["leads_per_week"] = n / weeks
+    k["hot_share"] = _rate((band == "hot").sum(), n)
+    mql = ~np.isnan(at("mql_at"))
+    k["mql_count"] = float(mql.sum())
+    k["mql_per_week"] = mql.sum() / weeks
+    k["hot_mql_count"] = float((mql & (band == "hot")).sum())
+    k["hot_share_of_mql"] = _rate(k["hot_mql_count"], mql.sum())
 
-    # Response time: first touch of each pass through the queue.
-    touched = E[E["first_touch"].notna()]
-    rt = touched["response_minutes"].to_numpy()
-    rb = touched["response_business_minutes"].to_numpy()
+    # Response: every pass through the queue that entered in the window.
+    lead_band = np.where(leads["band"].to_numpy(object) == "hot", "hot", "mql") if "band" in leads \
+        else np.full(len(leads), "mql", dtype=object)
+    entered, touch, pband = _passes(leads, events, scn, lead_band)
+    touch = np.where(touch < w1, touch, np.nan)
+    inside = (entered >= w0) & (entered < w1)
+    entered, touch, pband = entered[inside], touch[inside], pband[inside]
+    done = ~np.isnan(touch)
+    rt = (touch - entered)[done]
+    rb = clock.business_delay(entered[done], touch[done])
     k["response_mean_minutes"] = _mean(rt)
     k["response_median_minutes"] = _q(rt, 0.5)
     k["response_p90_minutes"] = _q(rt, 0.9)
@@ -60,86 +287,120 @@ def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, floa
     k["response_mean_business_minutes"] = _mean(rb)
     k["response_median_business_minutes"] = _q(rb, 0.5)
     k["response_p90_business_minutes"] = _q(rb, 0.9)
-    k["untouched_share"] = _rate(E["first_touch"].isna().sum(), len(E))
+    k["untouched_share"] = _rate((~done).sum(), entered.size)
 
-    # SLA attainment per band, on the SLA clock. A pass still waiting at the horizon
-    # counts only if its deadline had already passed (right censoring).
+    # SLA attainment on the SLA clock; a pass still waiting counts once its deadline passed.
     business = scn.sla.clock == "business" and not cal.always_open
-    met_all = dead_all = 0
-    for band, sla in (("hot", scn.sla.hot_minutes), ("mql", scn.sla.mql_minutes)):
-        b = E[E["band"] == band]
-        resp = (b["response_business_minutes"] if business else b["response_minutes"]).to_numpy()
-        entered = b["entered"].to_numpy()
-        deadline = clock.wall_time_after(entered, sla) if business else entered + sla
-        done = ~np.isnan(resp)
-        counted = done | (deadline < horizon)
-        met = done & (resp <= sla)
-        k[f"sla_attainment_{band}"] = _rate(met.sum(), counted.sum())
+    resp_all = np.full(entered.size, np.nan)
+    resp_all[done] = rb if business else rt
+    met_all = counted_all = 0
+    for b, sla in (("hot", scn.sla.hot_minutes), ("mql", scn.sla.mql_minutes)):
+        m = pband == b
+        deadline = clock.wall_time_after(entered[m], sla) if business else entered[m] + sla
+        counted = done[m] | (deadline < w1)
+        met = done[m] & (resp_all[m] <= sla)
+        k[f"sla_attainment_{b}"] = _rate(met.sum(), counted.sum())
         met_all += met.sum()
-        dead_all += counted.sum()
-    k["sla_attainment"] = _rate(met_all, dead_all)
-    k["within_15_minutes_share"] = _rate((rt <= 15).sum(), len(E))
-    k["within_24_hours_share"] = _rate((rt <= 1440).sum(), len(E))
+        counted_all += counted.sum()
+    k["sla_attainment"] = _rate(met_all, counted_all)
+    wall = touch - entered
+    for name, minutes in RESPONSE_TARGETS_MINUTES.items():
+        counted = done | (entered + minutes < w1)
+        k[f"within_{name}_share"] = _rate((done & (wall <= minutes)).sum(), counted.sum())
 
-    # Funnel conversion (cohorts after the warm-up).
-    sql = mql["t_sql"].notna()
+    # Funnel conversion, leads created in the window.
+    sql = mql & ~np.isnan(at("sql_at"))
     k["sql_count"] = float(sql.sum())
-    k["mql_to_sql_rate"] = _rate(sql.sum(), len(mql))
-    decided = mql["t_decided"].notna() & (mql["t_decided"] < horizon)
-    accepted = mql["t_sal"].notna()
-    k["sal_acceptance_rate"] = _rate(accepted.sum(), decided.sum())
-    disp = (mql.loc[decided, "t_decided"] - mql.loc[decided, "t_handoff"]).to_numpy() / DAY
+    k["sql_per_week"] = sql.sum() / weeks
+    k["mql_to_sql_rate"] = _rate(sql.sum(), mql.sum())
+    accepted = mql & ~np.isnan(at("sal_at"))
+    reason = col("rejection_reason")
+    has_reason = pd.notna(reason)
+    decided = mql & ~np.isnan(at("decided_at")) if "decided_at" in t else accepted | (mql & has_reason)
+    k["sal_acceptance_rate"] = _rate((accepted & decided).sum(), decided.sum())
+    disp = (at("decided_at") - at("handoff_at"))[decided] / DAY
+    disp = disp[~np.isnan(disp)]
     k["disposition_mean_days"] = _mean(disp)
     k["disposition_within_target_share"] = _rate((disp <= scn.sla.disposition_target_days).sum(), disp.size)
-    rej = mql.loc[decided & ~accepted, "rejection_reason"]
+    rej = reason[decided & ~accepted]
     for r in REASONS:
-        k[f"rejection_share_{r}"] = _rate((rej == r).sum(), len(rej))
-    S = L[L["t_sql"].notna()]
-    opp = S["t_opportunity"].notna()
+        k[f"rejection_share_{r}"] = _rate((rej == r).sum(), rej.size)
+    opp = sql & ~np.isnan(at("opportunity_at"))
     k["opportunity_count"] = float(opp.sum())
-    k["sql_to_opportunity_rate"] = _rate(opp.sum(), len(S))
-    O = L[L["t_opportunity"].notna()]
-    closed = O[O["t_closed"].notna()]
-    k["won_count"] = float((closed["outcome"] == "won").sum())
-    k["win_rate"] = _rate((closed["outcome"] == "won").sum(), len(closed))
-    k["no_decision_rate"] = _rate((closed["outcome"] == "no_decision").sum(), len(closed))
+    k["opportunity_per_week"] = opp.sum() / weeks
+    k["sql_to_opportunity_rate"] = _rate(opp.sum(), sql.sum())
+    closed = opp & ~np.isnan(at("closed_at"))
+    outcome = col("outcome")
+    won = closed & (outcome == "won")
+    k["won_count"] = float(won.sum())
+    k["won_per_week"] = won.sum() / weeks
+    k["win_rate"] = _rate(won.sum(), closed.sum())
+    k["no_decision_rate"] = _rate((closed & (outcome == "no_decision")).sum(), closed.sum())
+    segment = _segments(leads, keep)
     for s in SEGMENTS:
-        c = closed[closed["segment"] == s]
-        k[f"win_rate_{s}"] = _rate((c["outcome"] == "won").sum(), len(c))
+        c = closed & (segment == s)
+        k[f"win_rate_{s}"] = _rate((c & won).sum(), c.sum())
+    channel = col("channel")
+    amount = leads["amount"].to_numpy(float, na_value=np.nan)[keep] if "amount" in leads else nan[keep]
     for ch in scn.arrivals.channels:
-        c = closed[closed["channel"] == ch]
-        k[f"win_rate_{ch}"] = _rate((c["outcome"] == "won").sum(), len(c))
-        o = O[O["channel"] == ch]
-        k[f"deal_size_{ch}"] = _mean(o["amount"])
+        c = closed & (channel == ch)
+        k[f"win_rate_channel_{ch}"] = _rate((c & won).sum(), c.sum())
+        k[f"deal_size_mean_usd_{ch}"] = _mean(amount[opp & (channel == ch)])
 
-    # Stage velocity (days).
-    k["days_mql_to_sql"] = _mean((S["t_sql"] - S["t_mql"]) / DAY)
-    k["days_sql_to_opportunity"] = _mean((O["t_opportunity"] - O["t_sql"]) / DAY)
-    k["days_opportunity_to_close"] = _mean((closed["t_closed"] - closed["t_opportunity"]) / DAY)
+    k["days_mql_to_sql"] = _mean((at("sql_at") - at("mql_at"))[sql] / DAY)
+    k["days_sql_to_opportunity"] = _mean((at("opportunity_at") - at("sql_at"))[opp] / DAY)
+    k["days_opportunity_to_close"] = _mean((at("closed_at") - at("opportunity_at"))[closed] / DAY)
 
     # Money.
-    pipeline = float(O["amount"].sum())
-    won = float(closed.loc[closed["outcome"] == "won", "amount"].sum())
-    cv = scn.conversion
-    p_win = O["segment"].map(cv.win_prob).astype(float)
+    a_opp = amount[opp]
+    pipeline = float(np.nansum(a_opp))
+    win_prob = np.array([scn.conversion.win_prob.get(s, np.nan) for s in segment[opp]], dtype=float)
     k["pipeline_usd"] = pipeline
     k["pipeline_per_week_usd"] = pipeline / weeks
-    k["deal_size_mean_usd"] = _mean(O["amount"])
-    k["revenue_won_usd"] = won
-    k["expected_revenue_usd"] = float((O["amount"] * p_win).sum())
-    quarter_target = scn.economics.quarterly_revenue_target * weeks / 13.0
-    k["pipeline_coverage"] = pipeline / quarter_target
-    spend = float(L["cost"].sum())
+    k["deal_size_mean_usd"] = _mean(a_opp[~np.isnan(a_opp)])
+    k["revenue_won_usd"] = float(np.nansum(amount[won]))
+    k["expected_revenue_usd"] = float(np.nansum(a_opp * win_prob))
+    k["pipeline_coverage"] = pipeline / (scn.economics.quarterly_revenue_target * weeks / 13.0)
+    cost = {name: c.cost_per_lead for name, c in scn.arrivals.channels.items()}
+    spend = float(pd.Series(channel, dtype=object).map(cost).fillna(0.0).sum())
     k["marketing_spend_usd"] = spend
     k["marketing_roi"] = _rate(k["expected_revenue_usd"], spend)
+    return k
 
-    # The team.
-    for name, p in rep.pools.items():
+
+def _segments(leads: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+    """smb / mid / enterprise from employee count (``sim.arrivals.segment_of``); 'mid'
+    where the export has no employee count."""
+    from sim.arrivals import segment_of
+
+    if "employee_count" not in leads:
+        return np.full(int(keep.sum()), "mid", dtype=object)
+    e = pd.to_numeric(leads["employee_count"], errors="coerce").to_numpy(float)[keep]
+    return np.where(np.isnan(e), "mid", segment_of(np.nan_to_num(e, nan=1.0)))
+
+
+def team_kpis(pools: dict, reassigned: int) -> dict[str, float]:
+    """Utilisation and queue KPIs of each pool, from the simulator's own measurements
+    (``sim.engine.Pool.stats``: time averages over the same window as every other KPI)."""
+    k: dict[str, float] = {}
+    for name, p in pools.items():
         k[f"{name}_utilisation"] = _rate(p["busy_minutes"], p["duty_minutes"])
-        k[f"{name}_mean_queue"] = float(p["mean_queue"])
-        k[f"{name}_max_queue"] = float(p["max_queue"])
-        k[f"{name}_max_open_per_person"] = float(p["max_open_per_person"])
-    k["reassigned"] = float(rep.reassigned)
+        for key in ("mean_waiting_first_touch", "mean_waiting_attempts", "max_waiting_first_touch",
+                    "max_waiting_attempts", "max_open_per_person"):
+            if key in p:
+                k[f"{name}_{key}"] = float(p[key])
+    k["reassigned_count"] = float(reassigned)
+    return k
+
+
+def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, float]:
+    """Every KPI of one replication (``sim.model.Replication``): the funnel KPIs measured
+    on the run's own CRM export and event log (``sim.crm``), exactly as for a real
+    export, plus the team KPIs only the simulator can see."""
+    from sim.crm import crm_events, crm_export
+
+    k = funnel_kpis(crm_export(rep.leads, scn), crm_events(rep.events, scn), scn, clock=clock)
+    k.update(team_kpis(rep.pools, rep.reassigned))
     return k
 
 
@@ -152,16 +413,10 @@ HEADLINE = [
 
 
 def summarise(kpis: pd.DataFrame, by: str | list[str] = "policy", level: float = 0.95) -> pd.DataFrame:
-    """Mean and t-interval over replications, one row per (group, KPI).
-
-    ``kpis`` has one row per replication; the interval is mean +- t(n-1) s / sqrt(n)."""
+    """Mean and t-interval over replications, one row per (group, KPI), each interval cut
+    to what its KPI can take; n/a (NaN) below 2 replications. (The t quantile already
+    widens the interval of few replications: no small-group flag here.)"""
     by = [by] if isinstance(by, str) else list(by)
     value_cols = [c for c in kpis.columns if c not in by + ["replication", "seed"]]
-    long = kpis.melt(id_vars=by, value_vars=value_cols, var_name="kpi", value_name="value")
-    g = long.groupby(by + ["kpi"], sort=False)["value"]
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    t = stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1))
-    half = t * out["sd"].fillna(0.0) / np.sqrt(out["n"].clip(lower=1))
-    out["ci_low"] = out["mean"] - half
-    out["ci_high"] = out["mean"] + half
-    return out
+    out = summarise_means(kpis, by, value_cols, level, bounds={c: kpi(c).bounds for c in value_cols})
+    return out.drop(columns="small_n")

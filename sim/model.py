@@ -38,7 +38,8 @@ class Replication:
 
     leads: pd.DataFrame      # one row per lead, CRM export columns plus run-time minutes
     episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
-    pools: dict              # utilisation and queue statistics per team
+    pools: dict              # per team ("sdr", "ae"): busy, duty and queue statistics over
+                             # [warm-up end, horizon] (``sim.engine.Pool.stats``)
     reassigned: int
     _log: tuple = None        # the follow-up's stage changes (lead, stage, time, reason lists)
     _horizon: float = 0.0
@@ -337,11 +338,19 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
 
 
 def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: tuple, horizon: float) -> pd.DataFrame:
-    """One row per lead per stage change, in time order."""
+    """One row per lead per stage change, in time order, plus the first touch of each
+    pass through the queue (``first_touch``). Each pass's ``mql`` and ``first_touch`` rows
+    carry the band it was routed with (``routed_band``): a lead re-entering from nurture
+    is routed as an MQL whatever its band at creation."""
     parts = [pd.DataFrame({"lead": np.arange(len(leads)), "stage": "lead", "t": leads["t_created"].to_numpy(),
                            "reason": -1})]
+    band = episodes["band"].to_numpy()
     parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy(), "stage": "mql",
-                               "t": episodes["entered"].to_numpy(), "reason": -1}))
+                               "t": episodes["entered"].to_numpy(), "reason": -1, "routed_band": band}))
+    touched = episodes["first_touch"].notna().to_numpy()
+    parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy()[touched], "stage": "first_touch",
+                               "t": episodes["first_touch"].to_numpy()[touched], "reason": -1,
+                               "routed_band": band[touched]}))
     if log and log[0]:
         lead, code, t, reason = (np.asarray(x) for x in log)
         keep = t < horizon

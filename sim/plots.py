@@ -150,7 +150,7 @@ def sla_attainment(summary: pd.DataFrame, policies=None, target: float | None = 
     return fig
 
 
-FUNNEL = (("mql_volume", "MQLs"), ("sql_count", "SQLs"), ("opportunity_count", "opportunities"),
+FUNNEL = (("mql_count", "MQLs"), ("sql_count", "SQLs"), ("opportunity_count", "opportunities"),
           ("won_count", "wins"))
 
 

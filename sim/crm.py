@@ -1,0 +1,86 @@
+"""A simulated run as a CRM would show it: one row per lead (DOMAIN.md section 6
+columns) and one row per stage change, with time-zone-aware timestamps to the second.
+
+The lab's KPIs (``sim.kpis``) are computed from these two tables, for a simulated run
+exactly as for a real export, so a simulated run and its own export give the same
+figures (``tests/test_kpis.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.calendar import timestamps
+
+CRM_COLUMNS = [
+    "lead_id", "created_at", "channel", "employee_count", "industry", "industry_fit", "region", "region_fit",
+    "seniority", "demo_requests", "pricing_page_visits", "content_downloads", "web_visits", "webinars",
+    "score", "band", "first_response_at", "owner_id", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
+    "opportunity_at", "closed_at", "outcome", "stage", "rejection_reason", "amount",
+]
+# CRM column -> the simulator's run-minute column
+TIMES = {"created_at": "t_created", "first_response_at": "t_first_response", "mql_at": "t_mql",
+         "handoff_at": "t_handoff", "decided_at": "t_decided", "sal_at": "t_sal", "sql_at": "t_sql",
+         "opportunity_at": "t_opportunity", "closed_at": "t_closed"}
+
+
+def _multi(frame: pd.DataFrame) -> bool:
+    return "replication" in frame and frame["replication"].nunique() > 1
+
+
+def crm_export(leads: pd.DataFrame, scenario) -> pd.DataFrame:
+    """The simulated leads as a CRM export. A date the CRM could not know yet at the
+    run's horizon (a sales decision due later) is blank, and so is its rejection reason."""
+    horizon = scenario.calendar.horizon_days * 1440.0
+    out = pd.DataFrame(index=leads.index)
+    multi = _multi(leads)
+    known = {c: np.where(leads[t].to_numpy() < horizon, leads[t].to_numpy(), np.nan) for c, t in TIMES.items()}
+    for col in CRM_COLUMNS:
+        if col in TIMES:
+            out[col] = timestamps(scenario.calendar, known[col])
+        elif col == "lead_id" and multi:
+            rep = leads["replication"].astype(str).str.zfill(2)
+            out[col] = ("R" + rep + "-" + leads["lead_id"]).to_numpy()
+        elif col == "rejection_reason":
+            out[col] = leads[col].where(~np.isnan(known["decided_at"]) | leads[col].isna(), None).to_numpy()
+        else:
+            out[col] = leads[col].to_numpy()
+    for extra in ("policy", "replication"):
+        if extra in leads:
+            out[extra] = leads[extra].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def lead_ids(lead_index, replication, multi: bool) -> pd.Series:
+    ids = pd.Series(lead_index).map("L{:06d}".format)
+    if multi:
+        ids = "R" + pd.Series(replication).astype(str).str.zfill(2) + "-" + ids
+    return ids
+
+
+def crm_events(events: pd.DataFrame, scenario) -> pd.DataFrame:
+    """The simulator's event log (``Replication.events``) in CRM form: ``lead_id``,
+    ``stage_change`` (a stage, or ``first_touch``), ``at``, ``reason_at_change`` and
+    ``routed_band`` (the band a pass through the queue was routed with)."""
+    multi = _multi(events)
+    rep = events["replication"].to_numpy() if "replication" in events else np.zeros(len(events), dtype=int)
+    ev = pd.DataFrame({
+        "lead_id": lead_ids(events["lead"].to_numpy(), rep, multi).to_numpy(),
+        "stage_change": events["stage"].to_numpy(),
+        "at": timestamps(scenario.calendar, events["t"].to_numpy()),
+        "reason_at_change": events["rejection_reason"].to_numpy(),
+        "routed_band": events["routed_band"].to_numpy(),
+    })
+    for extra in ("policy", "replication"):
+        if extra in events:
+            ev[extra] = events[extra].to_numpy()
+    return ev
+
+
+def event_log(events: pd.DataFrame, crm: pd.DataFrame, scenario) -> pd.DataFrame:
+    """One row per lead per stage change, carrying the lead's CRM columns."""
+    ev = crm_events(events, scenario)
+    keys = ["lead_id"] + (["policy"] if "policy" in ev else [])
+    ev = ev.drop(columns=["replication"], errors="ignore")
+    base = crm.drop(columns=[c for c in ("replication",) if c in crm])
+    return ev.merge(base, on=keys, how="left", suffixes=("", "_lead"))
