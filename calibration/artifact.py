@@ -2,7 +2,10 @@
 
 Layout::
 
-    points.csv / points.yaml   the points table (YAML carries the thresholds)
+    points.csv / points.yaml   the points table in use (YAML carries the thresholds): the
+                               refitted table if it won, else the champion's
+    challenger_points.yaml     the refitted table, whether or not it won
+    criteria.txt               the table in use in plain language, with the band rules
     model.json                 provenance: code version, seed, parameters, outcome, split,
                                training window, row counts, data and mapping sha256,
                                scaling, metrics, recommendation
@@ -41,12 +44,17 @@ class Artifact:
 
 
 def write_artifact(path: str | Path, table: PointsTable, meta: dict, profile: dict,
-                   frames: dict[str, pd.DataFrame]) -> Path:
+                   frames: dict[str, pd.DataFrame], challenger: PointsTable | None = None,
+                   texts: dict[str, str] | None = None) -> Path:
     """Write the whole directory under a temporary name, then swap it in (``atomic_dir``)."""
     path = Path(path)
     with atomic_dir(path) as tmp:
         table.save(tmp / "points.csv")
         table.save(tmp / "points.yaml")
+        if challenger is not None:
+            challenger.save(tmp / "challenger_points.yaml")
+        for name, text in (texts or {}).items():
+            (tmp / name).write_text(text)
         atomic_write_json(tmp / "model.json", {"format": FORMAT, **meta})
         atomic_write_json(tmp / "profile.json", profile)
         for name, frame in frames.items():

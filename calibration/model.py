@@ -1,12 +1,21 @@
-"""The lead-scoring model: binned counts, one-hot categories, regularised logistic
-regression, as a scikit-learn estimator that works inside a ``Pipeline``.
+"""The lead-scoring model: optimally binned numbers, one-hot categories, regularised
+logistic regression, as a scikit-learn estimator that works inside a ``Pipeline``.
 
 Every feature becomes a set of levels a CRM administrator can type into a points table:
-a numeric feature is cut at integer points into ranges (``0``, ``1-2``, ``>=3``), a
-category keeps its frequent values, and each feature has one explicit ``missing`` level
-that also takes rare and unseen values. Because each lead falls in exactly one level per
-feature, the linear predictor is a sum of per-level weights: that is what makes the
-model exactly a points table (see ``calibration.points``).
+a numeric feature is cut into a few readable ranges (``<1``, ``1-2``, ``>=3``), a category
+keeps its frequent values, and each feature has one explicit ``missing`` level that also
+takes rare and unseen values. Because each lead falls in exactly one level per feature,
+the linear predictor is a sum of per-level weights: that is what makes the model exactly
+a points table (see ``calibration.points``).
+
+Numeric bins come from optbinning's ``OptimalBinning`` (Navas-Palencia 2020: pre-bins,
+then a constraint-programming search for the bins of highest information value), with a
+monotonic event-rate trend and adjacent bins merged unless their rates differ
+significantly (``max_pvalue``). Counts and other ordered numbers get an ascending or
+descending trend (the one the data supports); company size (``SHAPE_FREE``) may also peak
+or dip. The constraint is univariate, so after the joint fit any adjacent pair of bins
+whose weights still run against the feature's trend is merged and the model refitted,
+until every monotone feature's weights are monotone (``monotone_merges_`` lists them).
 """
 from __future__ import annotations
 
@@ -21,7 +30,12 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from sim.scoring import OTHER_VALUE
+
 MISSING = "__missing__"
+#: Numeric lab columns whose points may peak or dip (a sweet spot of company size);
+#: every other numeric feature is a count or an ordered quantity and gets monotone points.
+SHAPE_FREE = ("employee_count",)
 
 
 class LeadScoringModel(ClassifierMixin, BaseEstimator):
@@ -34,8 +48,14 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
     categorical : list of str or None
         Columns to one-hot; None means every other column of ``X``.
     n_bins : int
-        Quantile bins per numeric column before cut points are rounded to integers
-        (ties collapse, so a count that is mostly 0 gets ``0`` / ``>=1``).
+        At most this many ranges per numeric column (missing not counted).
+    min_bin_size : float
+        Smallest share of training rows in a range.
+    max_pvalue : float
+        Adjacent ranges whose conversion rates do not differ at this significance
+        (optbinning's z-test) are merged.
+    shape_free : list of str
+        Numeric columns allowed to peak or dip; the others are monotone.
     min_frequency : float
         A category seen in a smaller share of training rows joins the missing level.
     max_categories : int
@@ -57,6 +77,9 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         "numeric": [list, tuple, None],
         "categorical": [list, tuple, None],
         "n_bins": [Interval(Integral, 2, 50, closed="both")],
+        "min_bin_size": [Interval(Real, 0, 0.5, closed="right")],
+        "max_pvalue": [Interval(Real, 0, 1, closed="right")],
+        "shape_free": [list, tuple],
         "min_frequency": [Interval(Real, 0, 0.5, closed="both")],
         "max_categories": [Interval(Integral, 2, None, closed="left")],
         "Cs": [list, tuple],
@@ -66,11 +89,15 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         "cv_max_rows": [Interval(Integral, 100, None, closed="left")],
     }
 
-    def __init__(self, numeric=None, categorical=None, n_bins=10, min_frequency=0.005, max_categories=30,
-                 Cs=(0.01, 0.1, 1.0, 10.0), cv=3, max_iter=2000, random_state=0, cv_max_rows=50_000):
+    def __init__(self, numeric=None, categorical=None, n_bins=6, min_bin_size=0.02, max_pvalue=0.05,
+                 shape_free=SHAPE_FREE, min_frequency=0.005, max_categories=30, Cs=(0.01, 0.1, 1.0, 10.0), cv=3,
+                 max_iter=2000, random_state=0, cv_max_rows=50_000):
         self.numeric = numeric
         self.categorical = categorical
         self.n_bins = n_bins
+        self.min_bin_size = min_bin_size
+        self.max_pvalue = max_pvalue
+        self.shape_free = shape_free
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.Cs = Cs
@@ -104,17 +131,70 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
             [c for c in X.columns if c not in numeric]
         self.feature_names_in_ = np.asarray(numeric + categorical, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
-        self.cut_points_ = {c: _integer_cuts(X[c], self.n_bins) for c in numeric}
+        self.cut_points_, self.trends_ = {}, {}
+        for c in numeric:
+            trend = "auto" if c in self.shape_free else "auto_asc_desc"
+            self.cut_points_[c], self.trends_[c] = self._optimal_cuts(X[c], y, w, trend)
         self.categories_ = {c: _frequent(X[c], self.min_frequency, self.max_categories) for c in categorical}
         codes = self._codes(X)
         keys, inv = _patterns(codes)
         folds = np.random.default_rng(self.random_state).integers(0, self.cv, len(y))
         self.C_, self.cv_scores_ = self._choose_C(codes, inv, y, w, folds)
-        lr = self._fit_aggregated(codes, inv, y, w, self.C_)
-        self.coef_ = lr.coef_.ravel().copy()
-        self.intercept_ = float(lr.intercept_[0])
-        self.level_counts_ = np.bincount(self._flat(codes).indices, minlength=len(self.coef_))
-        return self
+        self.monotone_merges_ = []
+        while True:
+            lr = self._fit_aggregated(codes, inv, y, w, self.C_)
+            self.coef_ = lr.coef_.ravel().copy()
+            self.intercept_ = float(lr.intercept_[0])
+            self.level_counts_ = np.bincount(self._flat(codes).indices, minlength=len(self.coef_))
+            if not self._merge_violations():
+                return self
+            codes = self._codes(X)
+            keys, inv = _patterns(codes)
+
+    def _optimal_cuts(self, s: pd.Series, y, w, trend: str):
+        """Readable cut points of one numeric column and the trend of its bins' rates."""
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        ok = ~np.isnan(x)
+        if ok.sum() < 2 or np.nanmin(x) == np.nanmax(x) or len(np.unique(y[ok])) < 2:
+            return np.array([]), "none"
+        import warnings
+
+        from optbinning import OptimalBinning
+
+        ob = OptimalBinning(dtype="numerical", solver="cp", monotonic_trend=trend, max_n_bins=self.n_bins,
+                            min_bin_size=self.min_bin_size, max_pvalue=self.max_pvalue)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ob.fit(x[ok], y[ok], sample_weight=w[ok])
+        cuts = _readable_cuts(np.asarray(ob.splits, float), x[ok])
+        code = np.searchsorted(cuts, x[ok], side="right")
+        rate = np.bincount(code, weights=w[ok] * y[ok], minlength=len(cuts) + 1) / np.maximum(
+            np.bincount(code, weights=w[ok], minlength=len(cuts) + 1), 1e-300)
+        d = np.diff(rate)
+        kind = "none" if not len(d) else "ascending" if (d >= 0).all() else "descending" if (d <= 0).all() \
+            else "peak" if rate.argmax() not in (0, len(rate) - 1) else "valley"
+        return cuts, kind
+
+    def _merge_violations(self) -> bool:
+        """Drop one cut per monotone feature whose adjacent weights run against its trend;
+        True when anything changed (the caller refits)."""
+        offsets, _ = self._offsets
+        changed = False
+        for j, c in enumerate(self.feature_names_in_):
+            trend = self.trends_.get(c)
+            cuts = self.cut_points_.get(c)
+            if trend not in ("ascending", "descending") or cuts is None or not len(cuts):
+                continue
+            k = len(cuts) + 1
+            beta = self.coef_[offsets[j]:offsets[j] + k]
+            step = np.diff(beta) * (1 if trend == "ascending" else -1)
+            if (step >= -1e-9).all():
+                continue
+            i = int(np.argmin(step))
+            self.monotone_merges_.append({"feature": c, "cut_removed": float(cuts[i]), "trend": trend})
+            self.cut_points_[c] = np.delete(cuts, i)
+            changed = True
+        return changed
 
     def _choose_C(self, codes, inv, y, w, folds):
         if len(self.Cs) == 1:
@@ -228,31 +308,42 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
 
 
 def range_labels(cuts) -> list[str]:
-    """Labels of the bins ``[-inf, c1), [c1, c2), ..., [ck, inf)`` for integer cuts, in
-    the points-table syntax (``"1-2"`` covers 1 and 2, i.e. ``[1, 3)``)."""
-    cuts = [int(c) for c in cuts]
+    """Labels of the bins ``[-inf, c1), [c1, c2), ..., [ck, inf)`` in the points-table
+    syntax: ``"1-2"`` covers 1 and 2 (``[1, 3)``) between integer cuts, ``">=0.5 and <2"``
+    otherwise; with no cut at all the one level is ``OTHER_VALUE`` (any value that is not blank)."""
+    cuts = [float(c) for c in cuts]
     if not cuts:
-        return ["<inf"]
-    labels = [f"<{cuts[0]}"]
+        return [OTHER_VALUE]
+
+    def num(v):
+        return f"{int(v)}" if v.is_integer() else f"{v:g}"
+
+    labels = [f"<{num(cuts[0])}"]
     for a, b in zip(cuts, cuts[1:]):
-        labels.append(f"{a}" if b - 1 == a else f"{a}-{b - 1}")
-    labels.append(f">={cuts[-1]}")
+        if a.is_integer() and b.is_integer():
+            labels.append(num(a) if b - 1 == a else f"{num(a)}-{num(b - 1)}")
+        else:
+            labels.append(f">={num(a)} and <{num(b)}")
+    labels.append(f">={num(cuts[-1])}")
     return labels
 
 
-def _integer_cuts(s: pd.Series, n_bins: int) -> np.ndarray:
-    x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
+def _readable_cuts(splits: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Cut points a person can type: for whole-number data the next integer (the same
+    partition of the data: 2.5 splits 0-2 from 3+ as 3 does), else two significant
+    digits; cuts that leave a range empty are dropped."""
+    if not len(splits):
         return np.array([])
-    q = np.quantile(x, np.arange(1, n_bins) / n_bins)
-    # Integer cut points keep the ranges typeable (">=3"); a cut at or below the minimum
-    # would leave an empty first bin, so it is dropped.
-    cuts = np.unique(np.ceil(q))
-    cuts = cuts[cuts > x.min()]
-    if len(cuts) == 0 and x.max() > x.min():
-        cuts = np.array([np.floor(x.min()) + 1.0])
-    return cuts
+    if np.all(x == np.round(x)):
+        cuts = np.ceil(splits)
+    else:
+        mag = 10.0 ** (np.floor(np.log10(np.maximum(np.abs(splits), 1e-12))) - 1)
+        cuts = np.round(splits / mag) * mag
+    cuts = np.unique(cuts)
+    cuts = cuts[(cuts > x.min()) & (cuts <= x.max())]
+    code = np.searchsorted(cuts, x, side="right")
+    filled = np.bincount(code, minlength=len(cuts) + 1) > 0
+    return cuts[filled[1:] & filled[:-1]] if len(cuts) else cuts
 
 
 def category_codes(s: pd.Series, categories) -> np.ndarray:

@@ -1,26 +1,28 @@
-"""From logistic coefficients to an integer points table on the seeds' scale.
+"""From logistic coefficients to an integer points table on a scale the user chooses.
 
 The model's log-odds is a sum of per-level weights (``calibration.model``):
-``eta(x) = b0 + sum_j beta_j[level_j(x)]``. A points table has no intercept and gives
-0 points to a value no row matches (a missing value included), so each criterion needs
-a zero level z_j: its missing level when training data had missing values (exact), else
-its weakest level (all points >= 0, as in the seeds' table; a missing value then scores
-like the weakest level):
+``eta(x) = b0 + sum_j beta_j[level_j(x)]``. Every level of every criterion becomes a row,
+the ``(missing)`` level included (a category's rare and unseen values share it, listed as
+``(any other value)``), so the ranges cover every value with no gap. Within a criterion
+the weakest level seen in training is the zero-point reference; ``(missing)`` is an
+ordinary level measured against it (it can convert well: it then earns points, it is
+never the reference). Two scales:
 
-    points_j[l] = round(factor * (beta_j[l] - beta_j[z_j]))
-    score(x)    = sum_j points_j[level_j(x)]  ~=  factor * (eta(x) - eta0)
-    eta0        = b0 + sum_j beta_j[z_j]      (the lead at every criterion's zero level)
+- ``minmax`` (default): the lowest possible total lands exactly on ``score_min`` (0)
+  and the highest exactly on ``score_max`` (100). The range is shared out between
+  criteria in proportion to their weight ranges ``r_j = max beta_j - min beta_j`` (whole
+  points, largest remainders), and each level earns
+  ``round((beta_j[l] - min beta_j) / r_j * R_j)``, so each criterion spans exactly
+  ``0 .. R_j`` and the totals exactly ``score_min .. score_max``.
+- ``pdo``: ``pdo`` points double the odds: ``round(pdo / ln 2 * (beta_j[l] - min beta_j))``;
+  totals run from 0 to whatever the weights give.
 
-so the score is an affine function of the log-odds and ranks leads as the model does
-(up to rounding). ``factor`` is the points that multiply the odds by e; one of:
-
-- ``pdo``: points to double the odds, ``factor = pdo / ln 2`` (optbinning's scorecard
-  scaling; the offset is fixed by the zero-for-missing rule above);
-- ``anchor`` (default): keep the meaning of the MQL cut-off: choose the probability
-  ``p*`` above which the wanted share of leads lies (by default the share the seeds'
-  table made MQL or Hot) and put it at ``anchor_score`` (60):
-  ``factor = anchor_score / (logit(p*) - eta0)``, hence ``pdo = factor * ln 2``.
-  Hot (75) and Nurture (45) then sit 15 points, i.e. ``15 / factor`` log-odds, either side.
+Either way the score is (up to rounding) ``factor * (eta(x) - eta0)`` with ``eta0`` the
+log-odds of the lead at every zero level, so it ranks leads as the model does, and a
+cut-off ``t`` means the probability ``1 / (1 + exp(-(eta0 + t / factor)))``: that is
+recorded per band. Rounding is monotone, so it never reverses two levels of a
+criterion (it may tie them). Neither scale can fail because one level converts
+unusually well.
 """
 from __future__ import annotations
 
@@ -31,98 +33,120 @@ import pandas as pd
 
 from calibration.model import MISSING
 from common.errors import LabError
-from sim.scoring import PointsTable, Thresholds
+from sim.scoring import MISSING_VALUE, OTHER_VALUE, PointsTable, Thresholds
+
+SCALES = ("minmax", "pdo")
 
 
-def scale_factor(eta0: float, *, pdo: float | None = None, anchor_p: float | None = None,
-                 anchor_score: float = 60.0) -> float:
-    """Points per unit of log-odds; see the module docstring for both formulas."""
-    if (pdo is None) == (anchor_p is None):
-        raise LabError("points scaling: give exactly one of pdo or anchor_p")
-    if pdo is not None:
-        if not pdo > 0:
-            raise LabError(f"points scaling: pdo must be positive; got {pdo}")
-        return pdo / math.log(2)
-    if not 0 < anchor_p < 1:
-        raise LabError(f"points scaling: anchor probability must be in (0, 1); got {anchor_p}")
-    gap = math.log(anchor_p / (1 - anchor_p)) - eta0
-    if gap <= 0:
-        raise LabError(
-            f"points scaling: the anchor probability {anchor_p:.3f} (log-odds {gap + eta0:.2f}) is not above "
-            f"the all-missing lead's log-odds {eta0:.2f}, so no positive scale puts it at {anchor_score:g} "
-            "points; use pdo scaling or a smaller MQL share")
-    return anchor_score / gap
+def apportion(total: int, weights) -> np.ndarray:
+    """Whole numbers summing exactly to ``total`` in proportion to ``weights``
+    (largest remainder method)."""
+    w = np.asarray(weights, float)
+    if total == 0 or w.sum() <= 0:
+        return np.zeros(len(w), dtype=int)
+    quota = total * w / w.sum()
+    out = np.floor(quota).astype(int)
+    order = np.argsort(-(quota - out), kind="stable")
+    out[order[: total - out.sum()]] += 1
+    return out
 
 
-def points_rows(levels: pd.DataFrame, factor: float, decimals: int = 0) -> pd.DataFrame:
-    """Tidy criterion / value / points rows from per-level coefficients (pure function).
+def reference_levels(levels: pd.DataFrame) -> pd.DataFrame:
+    """``levels`` with unseen levels given the weakest seen weight (an unseen
+    ``(missing)`` level then scores like the reference) and a ``seen`` column."""
+    if "n_train" in levels:
+        seen = levels["n_train"] > 0
+    else:
+        seen = pd.Series(True, index=levels.index)
+    out = levels.assign(seen=seen)
+    floor = out[out["seen"]].groupby("criterion")["coef"].min()
+    fill = out["criterion"].map(floor)
+    out["coef"] = np.where(out["seen"] | fill.isna(), out["coef"], fill)
+    return out
 
-    ``levels`` has columns criterion, value, coef, n_train and one ``MISSING`` value per
-    criterion (``LeadScoringModel.levels()``). Points are ``round(factor * (coef -
-    coef_zero), decimals)`` with the zero level of the module docstring. Rounding is monotone, so within a criterion it never reverses the order
-    of two values (it may tie them). Rows worth 0 points are left out: they change no
-    score.
+
+def points_rows(levels: pd.DataFrame, *, scale: str = "minmax", score_min: float = 0.0,
+                score_max: float = 100.0, pdo: float | None = None, decimals: int = 0) -> tuple[pd.DataFrame, dict]:
+    """criterion / value / points rows for every level (pure function) and the scaling.
+
+    ``levels`` has columns criterion, value, kind, coef and n_train with one ``MISSING``
+    value per criterion (``LeadScoringModel.levels()``). Criteria whose levels all weigh
+    the same change no score and are left out (listed in the returned dict).
     """
-    base = zero_levels(levels)
-    out = levels[levels["value"] != MISSING].copy()
-    out["points"] = np.round(factor * (out["coef"].to_numpy() - base.reindex(out["criterion"]).to_numpy()),
-                             decimals)
-    out["points"] = out["points"] + 0.0  # turn -0.0 into 0.0
-    out = out[out["points"] != 0]
-    return out[["criterion", "value", "points"]].reset_index(drop=True)
-
-
-def zero_levels(levels: pd.DataFrame) -> pd.Series:
-    """Coefficient of each criterion's zero level (see the module docstring)."""
-    missing = sorted(set(levels["criterion"]) - set(levels.loc[levels["value"] == MISSING, "criterion"]))
-    if missing:
-        raise LabError(f"points: criteria {missing} have no missing level")
-    seen = levels["n_train"] > 0 if "n_train" in levels else pd.Series(True, index=levels.index)
-    is_missing = levels["value"] == MISSING
-    zero = {}
-    for crit, grp in levels.groupby("criterion", sort=False):
-        miss = grp[is_missing[grp.index]]
-        if seen[miss.index].any() or not seen[grp.index].any():
-            zero[crit] = float(miss["coef"].iloc[0])
+    if scale not in SCALES:
+        raise LabError(f"points scaling: scale: one of {', '.join(SCALES)}; got {scale!r}")
+    lv = reference_levels(levels)
+    lo = lv.groupby("criterion", sort=False)["coef"].min()
+    width = lv.groupby("criterion", sort=False)["coef"].max() - lo
+    flat = width[width <= 1e-9].index.tolist()
+    width = width[width > 1e-9]
+    if width.empty:
+        raise LabError("points scaling: the model gives every lead the same score (no criterion separates "
+                       "converting leads); nothing to scale")
+    info = {"scale": scale, "no_effect": flat}
+    if scale == "minmax":
+        span = score_max - score_min
+        if not (span > 0 and float(span).is_integer() and float(score_min).is_integer()):
+            raise LabError(f"points scaling: score range: whole numbers with max above min; "
+                           f"got {score_min:g}-{score_max:g}")
+        share = pd.Series(apportion(int(span), width.to_numpy()), index=width.index)
+        per = share / width
+        factor = span / width.sum()
+        info.update(score_min=float(score_min), score_max=float(score_max), factor=float(factor))
+    else:
+        if pdo is None or not pdo > 0:
+            raise LabError(f"points scaling: pdo: must be positive; got {pdo}")
+        per = pd.Series(pdo / math.log(2), index=width.index)
+        factor = pdo / math.log(2)
+        info.update(factor=float(factor))
+    info["pdo"] = float(factor * math.log(2))
+    out = lv[lv["criterion"].isin(width.index)].copy()
+    out["points"] = np.round(per.reindex(out["criterion"]).to_numpy()
+                             * (out["coef"].to_numpy() - lo.reindex(out["criterion"]).to_numpy()), decimals) + 0.0
+    if scale == "minmax" and score_min:
+        # The lowest total must be score_min: the widest criterion carries the offset.
+        out.loc[out["criterion"] == width.idxmax(), "points"] += float(score_min)
+    rows = []
+    for r in out.itertuples():
+        if r.value == MISSING:
+            rows.append((r.criterion, MISSING_VALUE, r.points))
+            if r.kind == "category":
+                rows.append((r.criterion, OTHER_VALUE, r.points))
         else:
-            zero[crit] = float(grp.loc[seen[grp.index] & ~is_missing[grp.index], "coef"].min())
-    return pd.Series(zero, name="coef")
+            rows.append((r.criterion, r.value, r.points))
+    rows = pd.DataFrame(rows, columns=["criterion", "value", "points"])
+    info["score_range"] = [float(rows.groupby("criterion")["points"].min().sum()),
+                           float(rows.groupby("criterion")["points"].max().sum())]
+    return rows, info
 
 
 def eta_zero(levels: pd.DataFrame, intercept: float) -> float:
-    """Log-odds of the lead at every criterion's zero level: ``b0 + sum_j beta_j[z_j]``."""
-    return float(intercept + zero_levels(levels).sum())
+    """Log-odds of the lead at every criterion's zero level: ``b0 + sum_j min beta_j``."""
+    lv = reference_levels(levels)
+    return float(intercept + lv.groupby("criterion")["coef"].min().sum())
 
 
-def points_table_from_model(model, *, X_train: pd.DataFrame | None = None, mql_share: float | None = None,
-                            pdo: float | None = None, anchor_score: float = 60.0,
-                            thresholds: Thresholds | None = None, decimals: int = 0,
+def points_table_from_model(model, *, scale: str = "minmax", score_min: float = 0.0, score_max: float = 100.0,
+                            pdo: float | None = None, thresholds: Thresholds | None = None, decimals: int = 0,
                             source: str = "refit") -> tuple[PointsTable, dict]:
-    """Points table for a fitted ``LeadScoringModel``.
-
-    With ``mql_share`` (and ``X_train``), the probability anchor ``p*`` is the
-    ``1 - mql_share`` quantile of the model's predicted probability on ``X_train``;
-    with ``pdo``, the fixed points-to-double-the-odds. Returns the table and a dict of
-    the scaling used (factor, pdo, eta0, anchor) for the artifact.
-    """
+    """Points table for a fitted ``LeadScoringModel``, and a dict of the scaling used
+    (scale, factor, pdo, eta0, score range) for the artifact."""
     levels = model.levels()
-    eta0 = eta_zero(levels, model.intercept_)
-    info = {"eta0": eta0, "anchor_score": anchor_score}
-    if pdo is None:
-        if mql_share is None or X_train is None:
-            raise LabError("points scaling: give pdo, or mql_share with the training data")
-        if not 0 < mql_share < 1:
-            raise LabError(f"points scaling: mql_share must be in (0, 1); got {mql_share}")
-        p = model.predict_proba(X_train)[:, 1]
-        anchor_p = float(np.quantile(p, 1 - mql_share))
-        factor = scale_factor(eta0, anchor_p=anchor_p, anchor_score=anchor_score)
-        info.update(method="anchor", mql_share=mql_share, anchor_p=anchor_p)
-    else:
-        factor = scale_factor(eta0, pdo=pdo)
-        info.update(method="pdo")
-    info.update(factor=factor, pdo=factor * math.log(2))
-    rows = points_rows(levels, factor, decimals)
-    return PointsTable(rows, thresholds or Thresholds(), source=source), info
+    rows, info = points_rows(levels, scale=scale, score_min=score_min, score_max=score_max, pdo=pdo,
+                             decimals=decimals)
+    info["eta0"] = eta_zero(levels, model.intercept_) - (score_min / info["factor"] if scale == "minmax" else 0)
+    table = PointsTable(rows, thresholds or Thresholds(), source=source)
+    return table, info
+
+
+def cutoff_meaning(thresholds: Thresholds, info: dict) -> dict:
+    """Each cut-off's log-odds and probability of the outcome under the model's scale."""
+    out = {}
+    for band in ("hot", "mql", "nurture"):
+        t = float(getattr(thresholds, band))
+        z = info["eta0"] + t / info["factor"]
+        out[band] = {"points": t, "log_odds": z, "probability": 1 / (1 + math.exp(-z))}
+    return out
 
 
 def table_applicability(table: PointsTable, frame: pd.DataFrame) -> tuple[bool, list[str]]:
@@ -131,7 +155,46 @@ def table_applicability(table: PointsTable, frame: pd.DataFrame) -> tuple[bool, 
     return not missing, missing
 
 
-def share_at_or_above(table: PointsTable, frame: pd.DataFrame, cutoff: float) -> float | None:
-    """Share of leads the table scores at or above ``cutoff`` (None when not applicable)."""
-    ok, _ = table_applicability(table, frame)
-    return float(np.mean(table.score(frame) >= cutoff)) if ok else None
+def criteria_sheet(table: PointsTable, labels: dict[str, str] | None = None) -> str:
+    """The table in plain language, one line per row ("Employee count 100-1,000: +25"),
+    then the band rules: what an administrator types into the CRM."""
+    labels = labels or {}
+    lines = []
+    for crit, grp in table.rows.groupby("criterion", sort=False):
+        name = labels.get(crit, crit.replace("_", " ").capitalize())
+        for r in grp.itertuples():
+            lines.append(f"{name} {_plain_value(r.value)}: {r.points:+g}")
+        lines.append("")
+    th = table.thresholds
+    lines += ["Bands (total points):", f"  Hot: {th.hot:g} or more",
+              f"  MQL: {th.mql:g} to {th.hot:g} (not included)" if th.hot > th.mql else f"  MQL: {th.mql:g} or more",
+              f"  Nurture: {th.nurture:g} to {th.mql:g} (not included)", f"  Cold: below {th.nurture:g}"]
+    return "\n".join(lines) + "\n"
+
+
+def _plain_value(value: str) -> str:
+    import re
+
+    v = str(value)
+    if v == MISSING_VALUE:
+        return "blank (missing)"
+    if v == OTHER_VALUE:
+        return "any other value"
+    m = re.fullmatch(r">=(\S+) and <(\S+)", v)
+    if m:
+        return f"{_n(m.group(1))} to {_n(m.group(2))} (not included)"
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)", v)
+    if m:
+        return f"{_n(m.group(1))}-{_n(m.group(2))}"
+    m = re.fullmatch(r"(>=|<=|<|>)(\S+)", v)
+    if m:
+        word = {">=": "at least", "<": "below", "<=": "at most", ">": "above"}[m.group(1)]
+        return f"{word} {_n(m.group(2))}"
+    if re.fullmatch(r"-?\d+(?:\.\d+)?", v):
+        return f"exactly {_n(v)}"
+    return f"= {v}"
+
+
+def _n(text: str) -> str:
+    x = float(text)
+    return f"{int(x):,}" if x.is_integer() else f"{x:,g}"

@@ -9,6 +9,15 @@ One call for a notebook or the CLI::
 Validation respects time: with ``created_at`` the model trains on the earlier leads and
 is tested on the latest ``holdout`` share; without dates a stratified random holdout is
 used, and the result says which (``res.split``).
+
+What the refit decides on its own, it says in ``res.notes`` (and ``model.json``): a raw
+field left out because a derived flag of it is scored (``industry`` beside
+``industry_fit``; ``score_both`` keeps both), bins merged to keep points monotone, a
+``(missing)`` level that converts unusually well, cut-offs that leave nearly every lead
+in one band. A table whose bands invert (a higher band converting significantly below a
+lower one on the holdout) is refused with an error. Only a challenger that wins the
+champion/challenger rule becomes the table in use (``res.in_use``); otherwise the
+champion's table stays in use and is what the artifact's ``points.yaml`` holds.
 """
 from __future__ import annotations
 
@@ -17,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.model_selection import train_test_split
 
@@ -26,16 +37,22 @@ from calibration.importer import LeadData, import_export
 from calibration.leakage import LeakageReport, check_leakage
 from calibration.mapping import CREATED, Mapping
 from calibration.model import LeadScoringModel
-from calibration.points import points_table_from_model, share_at_or_above, table_applicability
+from calibration.points import criteria_sheet, cutoff_meaning, points_table_from_model, table_applicability
 from calibration.stability import band_migration, feature_bins, feature_shares, psi, score_shares, \
     stability_table, verdict
 from calibration.thresholds import ThresholdChoice, choose_thresholds, threshold_curve
 from common.errors import LabError, validation_message
+from common.intervals import normal_quantile
 from common.files import code_version, now_utc
 from sim.scoring import PointsTable
 
-DEFAULT_MQL_SHARE = 0.25
-SEED_MQL = 60.0
+#: Points a lead loses per week without engagement when the export cannot say: the
+#: simulator's nurture default (``sim.scenario``, ``nurture.score_decay_points_per_week``).
+DEFAULT_DECAY_POINTS_PER_WEEK = 2.0
+#: The export column with each lead's last engagement date (estimates the decay rule).
+ENGAGEMENT_DATE = "last_engagement_at"
+#: A (missing) level converting at this multiple of the average or more is reported.
+MISSING_NOTE_RATIO = 1.5
 
 
 class RefitConfig(BaseModel):
@@ -46,10 +63,13 @@ class RefitConfig(BaseModel):
     within_days: float | None = Field(None, gt=0)
     holdout: float = Field(0.3, gt=0, lt=1)
     seed: int = 0
-    n_bins: int = Field(10, ge=2, le=50)
+    n_bins: int = Field(6, ge=2, le=50)
     Cs: list[float] = [0.01, 0.1, 1.0, 10.0]
+    scale: Literal["minmax", "pdo"] | None = None
+    score_min: int = 0
+    score_max: int = 100
     pdo: float | None = Field(None, gt=0)
-    mql_share: float | None = Field(None, gt=0, lt=1)
+    score_both: list[str] = []
     weekly_volume: float | None = Field(None, gt=0)
     capacity: float | None = Field(None, gt=0)
     hot_capacity: float | None = Field(None, gt=0)
@@ -76,7 +96,7 @@ class Comparison:
 
 @dataclass
 class RefitResult:
-    points_table: PointsTable
+    points_table: PointsTable  # the challenger: this export's refitted table
     model: LeadScoringModel
     diag: Diagnostics
     comparison: Comparison
@@ -86,6 +106,28 @@ class RefitResult:
     split: dict
     meta: dict
     profile: dict = field(repr=False, default_factory=dict)
+    in_use: PointsTable | None = None  # the table in use after the decision
+    notes: list[str] = field(default_factory=list)
+    decay: dict = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return self.comparison.recommendation.startswith("promote")
+
+    @property
+    def criteria_sheet(self) -> str:
+        """The challenger in plain language, with its band rules."""
+        return criteria_sheet(self.points_table)
+
+    @property
+    def decision(self) -> str:
+        """The champion/challenger decision in one sentence."""
+        c = self.comparison
+        if self.promoted:
+            return (f"The refitted table replaces the {c.champion} table and is now in use "
+                    f"({c.recommendation.removeprefix('promote: ')}).")
+        return (f"The {c.champion} table stays in use; the refitted table is kept as a challenger only "
+                f"({c.recommendation.removeprefix(f'keep {c.champion}: ')}).")
 
     @property
     def diagnostics(self) -> pd.DataFrame:
@@ -118,17 +160,28 @@ class RefitResult:
             "leakage": self.leakage.table, "points_changes": c.points_changes, "stability": c.stability,
             "migration": c.migration,
         }
-        return write_artifact(path, self.points_table, self.meta, self.profile, frames)
+        texts = {"criteria.txt": criteria_sheet(self.in_use or self.points_table),
+                 "challenger_criteria.txt": self.criteria_sheet}
+        return write_artifact(path, self.in_use or self.points_table, self.meta, self.profile, frames,
+                              challenger=self.points_table, texts=texts)
 
 
 def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str | Path | None = None,
               **params) -> RefitResult:
     """Import, fit, score, compare. ``params`` are :class:`RefitConfig` fields
-    (outcome, within_days, holdout, seed, pdo, mql_share, weekly_volume, capacity, ...)."""
+    (outcome, within_days, holdout, seed, scale, score_min, score_max, pdo, weekly_volume, capacity,
+    score_both, ...)."""
     try:
         cfg = RefitConfig(**params)
     except ValidationError as exc:
         raise LabError(validation_message(exc, "refit parameters", unknown="unknown parameter")) from None
+    if cfg.scale == "pdo" and cfg.pdo is None:
+        raise LabError(f"refit parameters: pdo: the pdo scale needs the points that double the odds; got {cfg.pdo}")
+    if cfg.scale == "minmax" and cfg.pdo is not None:
+        raise LabError(f"refit parameters: pdo: give it only with the pdo scale; got {cfg.pdo}")
+    scale = cfg.scale or ("pdo" if cfg.pdo is not None else "minmax")
+    if scale == "minmax" and not cfg.score_max > cfg.score_min:
+        raise LabError(f"refit parameters: score_max: must be above score_min ({cfg.score_min}); got {cfg.score_max}")
     data = import_export(export, mapping)
     tgt = data.target(cfg.outcome, cfg.within_days)
     frame = data.frame[tgt.mask].reset_index(drop=True)
@@ -140,22 +193,27 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
                           max_single_auc=lk.max_single_auc, max_model_auc=lk.max_model_auc, allow=lk.allow,
                           seed=cfg.seed, max_rows=cfg.leakage_max_rows)
     guard.raise_if_refused(data.source)
-    model = LeadScoringModel(numeric=data.numeric, categorical=data.categorical, n_bins=cfg.n_bins, Cs=cfg.Cs,
-                             random_state=cfg.seed).fit(Xtr[data.features], y[train])
+    notes = []
+    derived = derived_pairs(Xtr, data.categorical)
+    dropped = [raw for raw, flag in derived if raw not in cfg.score_both]
+    for raw, flag in derived:
+        notes.append(f"'{raw}' and '{flag}' both scored (score_both)" if raw not in dropped else
+                     f"'{raw}' left out: '{flag}' is derived from it and is scored instead "
+                     "(list it under score_both to score both)")
+    numeric = [c for c in data.numeric if c not in dropped]
+    categorical = [c for c in data.categorical if c not in dropped]
+    features = numeric + categorical
+    model = LeadScoringModel(numeric=numeric, categorical=categorical, n_bins=cfg.n_bins, Cs=cfg.Cs,
+                             random_state=cfg.seed).fit(Xtr[features], y[train])
+    for m in model.monotone_merges_:
+        notes.append(f"'{m['feature']}': ranges either side of {m['cut_removed']:g} merged so its points stay "
+                     f"{m['trend']} (their weights ran against the trend with the other criteria in the model)")
+    notes += missing_notes(model, Xtr[features], y[train])
 
     seed = load_model(None)
     champ = load_model(previous) if previous is not None else seed
-    mql_share, share_from = _mql_share(cfg, champ, seed, Xtr)
-    try:
-        table, scaling = points_table_from_model(model, X_train=Xtr[data.features], mql_share=mql_share,
-                                                 pdo=cfg.pdo, source="refit")
-    except LabError:
-        if cfg.pdo is not None or cfg.mql_share is not None:
-            raise
-        # The inherited share is too large for this model's zero levels: use the default.
-        mql_share, share_from = DEFAULT_MQL_SHARE, f"default {DEFAULT_MQL_SHARE} ({share_from} was not usable)"
-        table, scaling = points_table_from_model(model, X_train=Xtr[data.features], mql_share=mql_share,
-                                                 source="refit")
+    table, scaling = points_table_from_model(model, scale=scale, score_min=cfg.score_min, score_max=cfg.score_max,
+                                             pdo=cfg.pdo, source="refit")
     new_train, new_test = table.score(Xtr), table.score(Xte)
     choice = None
     weekly = cfg.weekly_volume or _weekly_volume(frame)
@@ -185,6 +243,9 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
     diag = evaluate(y[test], scorers, table.thresholds, reference=ref, n_boot=cfg.n_boot, seed=cfg.seed)
     # Each table's own cut-offs for its band rates (evaluate bands with the new ones).
     comparison = compare(champ, champ_name, applicable[champ_name], table, frame, Xtr, Xte, model, diag)
+    notes += check_bands(diag.bands[diag.bands["model"] == "refit"], table.thresholds, data.source)
+    decay = decay_rule(frame, y, model, scaling["factor"])
+    in_use = table if comparison.recommendation.startswith("promote") else champ.table
 
     profile = {"score_edges": "every 10 points", "score_shares": score_shares(new_train).tolist(),
                "features": {"bins": feature_bins(model),
@@ -199,10 +260,15 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
         "split": split,
         "rows": {"read": int(len(data.frame)), "labelled": int(len(y)), "train": int(len(train)),
                  "test": int(len(test)), "excluded": tgt.excluded, "positive_rate": float(y.mean())},
-        "features": {"numeric": data.numeric, "categorical": data.categorical,
-                     "post_outcome_excluded": data.post_outcome},
-        "model": {"C": model.C_, "n_levels": int(len(model.coef_)), "intercept": model.intercept_},
-        "scaling": {**scaling, "mql_share_from": share_from},
+        "features": {"numeric": numeric, "categorical": categorical,
+                     "post_outcome_excluded": data.post_outcome, "derived_left_out": dropped,
+                     "trends": model.trends_, "monotone_merges": model.monotone_merges_},
+        "model": {"C": model.C_, "n_levels": int(len(model.coef_)), "intercept": model.intercept_,
+                  "binning": "optbinning OptimalBinning (monotonic trend, max_pvalue 0.05) per numeric feature"},
+        "scaling": {**scaling, "cutoffs": cutoff_meaning(table.thresholds, scaling),
+                    "table_range": [table.min_points, table.max_points]},
+        "decay": decay,
+        "notes": notes,
         "thresholds": {"hot": table.thresholds.hot, "mql": table.thresholds.mql,
                        "nurture": table.thresholds.nurture,
                        "rule": choice.rule if choice else "seeds' 75 / 60 / 45 kept (no capacity given)",
@@ -213,10 +279,119 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
         "champion": {"name": comparison.champion, "applicable": comparison.applicable,
                      "not_applicable_because_missing": applicable[champ_name][1]},
         "recommendation": comparison.recommendation, "recommendation_rule": comparison.rule,
+        "in_use": "challenger" if in_use is table else comparison.champion,
         "score_psi": comparison.score_psi,
     }
-    return RefitResult(points_table=table, model=model, diag=diag, comparison=comparison, leakage=guard,
-                       threshold_choice=choice, thresholds_curve=curve, split=split, meta=meta, profile=profile)
+    res = RefitResult(points_table=table, model=model, diag=diag, comparison=comparison, leakage=guard,
+                      threshold_choice=choice, thresholds_curve=curve, split=split, meta=meta, profile=profile,
+                      in_use=in_use, notes=notes, decay=decay)
+    meta["decision"] = res.decision
+    return res
+
+
+def derived_pairs(X: pd.DataFrame, categorical: list[str], max_rows: int = 100_000) -> list[tuple[str, str]]:
+    """(raw, flag) pairs of categorical columns where ``flag`` is a coarser function of
+    ``raw`` on the training rows (``industry_fit`` of ``industry``): filled wherever raw is,
+    one flag value per raw value, at least one flag value grouping several raw values,
+    and no flag value rarer than 1% (a near-constant column is not a derived flag)."""
+    X = X[categorical].iloc[:max_rows]
+    text = {c: X[c].astype("string").str.strip().str.lower() for c in categorical}
+    n = {c: text[c].nunique() for c in categorical}
+    out = []
+    for flag in categorical:
+        shares = text[flag].value_counts(normalize=True)
+        if not 1 < n[flag] or shares.min() < 0.01:
+            continue
+        for raw in categorical:
+            has = text[raw].notna()
+            if raw == flag or not n[flag] < n[raw] or has.mean() < 0.5:
+                continue
+            if text[flag][has].isna().mean() > 0.01:
+                continue
+            both = has & text[flag].notna()
+            per_raw = text[flag][both].groupby(text[raw][both]).nunique()
+            groups = text[raw][both].groupby(text[flag][both]).nunique()
+            if (per_raw <= 1).all() and (groups >= 2).any():
+                out.append((raw, flag))
+    return out
+
+
+def missing_notes(model, X: pd.DataFrame, y) -> list[str]:
+    """Criteria whose (missing) level converts at MISSING_NOTE_RATIO x the average or more."""
+    notes = []
+    rate = float(np.mean(y))
+    for c in model.feature_names_in_:
+        miss = X[c].isna() | (X[c].astype("string").str.strip() == "")
+        if miss.sum() >= 30 and rate > 0:
+            r = float(np.mean(y[miss.to_numpy()]))
+            if r >= MISSING_NOTE_RATIO * rate:
+                notes.append(f"'{c}' is blank for {int(miss.sum()):,} training leads, who convert at {r:.1%}, "
+                             f"{r / rate:.1f}x the average {rate:.1%}: '(missing)' is scored as a level of its own "
+                             "(its points are in the table); the zero-point reference stays the weakest level")
+    return notes
+
+
+def check_bands(bands: pd.DataFrame, thresholds, source: str) -> list[str]:
+    """Refuse a table whose higher band converts significantly below a lower band on the
+    holdout (bootstrap 95% intervals apart); note inversions within the noise and cut-offs
+    that leave nearly every lead in one band."""
+    b = bands.set_index("band")
+    notes = []
+    names = [n for n in ("hot", "mql", "nurture", "cold") if n in b.index and b.loc[n, "n"] > 0]
+    for i, hi in enumerate(names):
+        for lo in names[i + 1:]:
+            if b.loc[hi, "hi"] < b.loc[lo, "lo"]:
+                raise LabError(
+                    f"{source}: bands: a higher band must not convert below a lower one; got {hi} "
+                    f"{b.loc[hi, 'rate']:.1%} [{b.loc[hi, 'lo']:.1%}, {b.loc[hi, 'hi']:.1%}] below {lo} "
+                    f"{b.loc[lo, 'rate']:.1%} [{b.loc[lo, 'lo']:.1%}, {b.loc[lo, 'hi']:.1%}] on the holdout "
+                    f"(cut-offs {thresholds.hot:g} / {thresholds.mql:g} / {thresholds.nurture:g})")
+            if b.loc[hi, "rate"] < b.loc[lo, "rate"]:
+                notes.append(f"band {hi} converts at {b.loc[hi, 'rate']:.1%} on the holdout, below {lo} "
+                             f"({b.loc[lo, 'rate']:.1%}), within the noise of the bootstrap intervals")
+    top = b["share"].idxmax()
+    if b.loc[top, "share"] >= 0.95:
+        notes.append(f"{b.loc[top, 'share']:.0%} of holdout leads fall in {top} at the cut-offs {thresholds.hot:g} / "
+                     f"{thresholds.mql:g} / {thresholds.nurture:g}: give the team's capacity to set cut-offs that "
+                     "route leads")
+    return notes
+
+
+def decay_rule(frame: pd.DataFrame, y, model, factor: float) -> dict:
+    """Points a lead loses per week without engagement, with a 95% interval.
+
+    With ``ENGAGEMENT_DATE`` in the export: the weeks from a lead's last engagement to
+    its scoring (``mql_at``, else ``created_at``) enter a logistic regression with the
+    model's log-odds as offset, ``logit p = eta(x) + a + b * weeks``; the rule is
+    ``-b * factor`` points a week, its Wald interval ``(-b +- z se(b)) * factor``.
+    Otherwise the documented default, which has no interval from this export."""
+    if ENGAGEMENT_DATE not in frame or frame[ENGAGEMENT_DATE].notna().sum() < 100:
+        return {"points_per_week": DEFAULT_DECAY_POINTS_PER_WEEK, "lo": None, "hi": None, "source": "default",
+                "rule": f"default {DEFAULT_DECAY_POINTS_PER_WEEK:g} points a week (sim.scenario nurture default; "
+                        f"interval n/a: the export has no '{ENGAGEMENT_DATE}' column to estimate it from)"}
+    from scipy.optimize import minimize
+
+    scored = frame["mql_at"].fillna(frame[CREATED]) if "mql_at" in frame else frame[CREATED]
+    weeks = ((scored - pd.to_datetime(frame[ENGAGEMENT_DATE])).dt.total_seconds() / (7 * 86400)).clip(lower=0)
+    ok = weeks.notna().to_numpy()
+    eta = model.decision_function(frame.loc[ok, list(model.feature_names_in_)])
+    wk, t = weeks.to_numpy()[ok], np.asarray(y, float)[ok]
+
+    def nll(ab):
+        z = eta + ab[0] + ab[1] * wk
+        return float(np.sum(np.logaddexp(0, z) - t * z))
+
+    fit = minimize(nll, np.zeros(2), method="BFGS")
+    p = 1 / (1 + np.exp(-(eta + fit.x[0] + fit.x[1] * wk)))
+    h = np.array([[np.sum(p * (1 - p)), np.sum(p * (1 - p) * wk)],
+                  [np.sum(p * (1 - p) * wk), np.sum(p * (1 - p) * wk ** 2)]])
+    se = float(np.sqrt(np.linalg.inv(h)[1, 1]))
+    z = normal_quantile()
+    b = float(fit.x[1])
+    est, lo, hi = -b * factor, (-b - z * se) * factor, (-b + z * se) * factor
+    return {"points_per_week": est, "lo": lo, "hi": hi, "source": "estimated",
+            "rule": f"{est:.1f} points a week without engagement [95% CI {lo:.1f}, {hi:.1f}], estimated on "
+                    f"{int(ok.sum()):,} leads from '{ENGAGEMENT_DATE}'"}
 
 
 def make_split(frame: pd.DataFrame, y: np.ndarray, holdout: float, seed: int, data: LeadData):
@@ -285,18 +460,6 @@ def compare(champ: Artifact, champ_name: str, applicable, table: PointsTable, fr
     return Comparison(champion=champ_name, applicable=ok, points_changes=changes, score_psi=score_psi,
                       psi_reference=f"{ref} ({verdict(score_psi)})", stability=stab, migration=migration,
                       deltas=deltas, recommendation=rec, rule=margin_rule)
-
-
-def _mql_share(cfg: RefitConfig, champ: Artifact, seed: Artifact, Xtr) -> tuple[float, str]:
-    if cfg.mql_share is not None:
-        return cfg.mql_share, "parameter"
-    # The share at or above the seeds' 60 points (not the table's own, possibly
-    # capacity-driven, cut-off): that is the meaning the new 60 must keep.
-    for name, art in (("champion", champ), ("seed", seed)):
-        share = share_at_or_above(art.table, Xtr, SEED_MQL)
-        if share is not None and 0.01 <= share <= 0.8:
-            return share, f"{name} table's share at or above {SEED_MQL:g} points on the training data"
-    return DEFAULT_MQL_SHARE, f"default {DEFAULT_MQL_SHARE} (no earlier table applies to this export)"
 
 
 def _weekly_volume(frame: pd.DataFrame) -> float:

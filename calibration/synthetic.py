@@ -98,3 +98,61 @@ def make_export(n: int, seed: int = 0, start: str = "2024-01-01", days: int = 36
               "opportunity_at", "closed_at"):
         df[c] = df[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return df
+
+
+#: A generator whose true weights are monotone in every count and ordinal field:
+#: (criterion, level label, predicate on the column) -> log-odds weight, with probe values
+#: (one per true level) to read a table's points at each level.
+MONOTONE_TRUTH = {
+    "b0": -3.5,
+    "levels": {
+        "demo_requests": [(lambda x: x == 1, 1.0), (lambda x: x >= 2, 1.5)],
+        "pricing_page_visits": [(lambda x: (x >= 1) & (x <= 2), 0.4), (lambda x: x >= 3, 0.9)],
+        "content_downloads": [(lambda x: (x >= 1) & (x <= 2), 0.2), (lambda x: x >= 3, 0.5)],
+        "web_visits": [(lambda x: (x >= 3) & (x <= 5), 0.3), (lambda x: x >= 6, 0.5)],
+        "employee_count": [(lambda x: (x >= 50) & (x < 200), 0.3), (lambda x: (x >= 200) & (x < 1000), 0.6),
+                           (lambda x: x >= 1000, 0.9)],
+        "seniority": [(lambda x: x == "manager", 0.3), (lambda x: x == "director", 0.6), (lambda x: x == "vp", 1.0),
+                      (lambda x: x == "c_level", 1.2)],
+        "industry_fit": [(lambda x: x == "target", 0.35)],
+        "region_fit": [(lambda x: x == "target", 0.2)],
+    },
+    "probes": {
+        "demo_requests": [0, 1, 3], "pricing_page_visits": [0, 2, 4], "content_downloads": [0, 1, 4],
+        "web_visits": [1, 4, 8], "employee_count": [20, 100, 500, 2000],
+        "seniority": ["individual", "manager", "director", "vp", "c_level"],
+        "industry_fit": ["other", "target"], "region_fit": ["other", "target"],
+    },
+}
+
+
+def monotone_logit(df: pd.DataFrame) -> np.ndarray:
+    """The monotone generator's log-odds for each lead."""
+    eta = np.full(len(df), MONOTONE_TRUTH["b0"])
+    for col, levels in MONOTONE_TRUTH["levels"].items():
+        x = df[col].to_numpy()
+        for pred, w in levels:
+            eta = eta + w * pred(x)
+    return eta
+
+
+def true_points(factor: float) -> dict[tuple[str, object], float]:
+    """True points of each probe value, ``factor`` points per unit of log-odds, each
+    criterion's weakest level at 0."""
+    out = {}
+    for col, values in MONOTONE_TRUTH["probes"].items():
+        x = np.asarray(values, dtype=object if isinstance(values[0], str) else float)
+        w = sum(wt * pred(x).astype(float) for pred, wt in MONOTONE_TRUTH["levels"][col])
+        out.update({(col, v): float(factor * p) for v, p in zip(values, w)})
+    return out
+
+
+def make_monotone_export(n: int, seed: int = 0, **kw) -> pd.DataFrame:
+    """``make_export``'s leads with outcomes drawn from the monotone truth instead."""
+    df = make_export(n, seed=seed, **kw)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6])
+    won = rng.random(n) < 1 / (1 + np.exp(-monotone_logit(df)))
+    df["outcome"] = np.where(won, "won", "lost")
+    df["stage"] = np.where(won, "won", df["stage"].where(df["stage"] != "won", "sql"))
+    df["amount"] = np.where(won, df["amount"].fillna(10000.0), np.nan)
+    return df

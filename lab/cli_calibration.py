@@ -26,8 +26,10 @@ def refit(
     weekly_volume: Optional[float] = typer.Option(None, "--weekly-volume", help="leads arriving per week"),
     capacity: Optional[float] = typer.Option(None, "--capacity", help="leads/week the SDRs can work within SLA"),
     hot_capacity: Optional[float] = typer.Option(None, "--hot-capacity", help="leads/week contacted immediately"),
-    mql_share: Optional[float] = typer.Option(None, "--mql-share", help="share of leads to score >= 60"),
-    pdo: Optional[float] = typer.Option(None, "--pdo", help="points to double the odds (instead of the MQL anchor)"),
+    score_min: int = typer.Option(0, "--score-min", help="lowest possible total (min-max scale)"),
+    score_max: int = typer.Option(100, "--score-max", help="highest possible total (min-max scale)"),
+    pdo: Optional[float] = typer.Option(None, "--pdo", help="points to double the odds (instead of min-max)"),
+    score_both: list[str] = typer.Option([], "--score-both", help="raw field to score beside its derived flag"),
     n_boot: int = typer.Option(200, "--n-boot", help="bootstrap resamples for the confidence intervals"),
 ):
     """Refit lead-scoring points on outcomes; write a versioned model directory."""
@@ -36,7 +38,7 @@ def refit(
 
     res = run_refit(export, mapping, previous=previous, outcome=outcome, within_days=within_days, seed=seed,
                     holdout=holdout, weekly_volume=weekly_volume, capacity=capacity, hot_capacity=hot_capacity,
-                    mql_share=mql_share, pdo=pdo, n_boot=n_boot)
+                    score_min=score_min, score_max=score_max, pdo=pdo, score_both=score_both, n_boot=n_boot)
     path = res.save(out or ROOT / "runs" / "refit" / res.meta["name"])
     th = res.points_table.thresholds
     rows = res.meta["rows"]
@@ -45,7 +47,14 @@ def refit(
     print(res.summary().to_string())
     r = res.meta["rounding"]
     print(f"ROC AUC before / after rounding to points: {r['roc_auc_model']:.3f} / {r['roc_auc_points']:.3f}")
+    sc = res.meta["scaling"]
+    lo, hi = sc["table_range"]
+    print(f"scale: {sc['scale']} {lo:g}-{hi:g} points ({sc['pdo']:.1f} points double the odds)")
     print(f"thresholds: hot {th.hot:g}, mql {th.mql:g}, nurture {th.nurture:g} ({res.meta['thresholds']['rule']})")
+    print(f"score decay: {res.decay['rule']}")
+    for note in res.notes:
+        print(f"note: {note}")
     print(f"score PSI: {res.comparison.score_psi:.3f} ({res.comparison.psi_reference})")
     print(f"recommendation: {res.comparison.recommendation}")
+    print(f"in use: {res.decision}")
     print(f"model written to {path}")

@@ -2,9 +2,12 @@
 
 A points table is tidy: one row per (criterion, value, points). ``criterion`` names a
 lead column; ``value`` is either a category (``director``) or a numeric range written
-the way a CRM admin would (``100-1000``, ``>=3``, ``<100``, ``0``). A lead earns, for each
-criterion, the points of the row its value matches (none matches: 0). The score is the
-sum. Bands follow DOMAIN.md section 2: Hot >= 75, MQL 60-74, Nurture 45-59, Cold < 45.
+the way a CRM admin would (``100-1000``, ``>=3``, ``<100``, ``0``, ``>=0.5 and <2``). Two
+values are special: ``(missing)`` matches a blank value (and, for a range criterion, text
+that is not a number); ``(any other value)`` matches any non-blank value the criterion
+does not list.
+A lead earns, for each criterion, the points of the row its value matches (none matches:
+0). The score is the sum. Bands follow DOMAIN.md section 2: Hot >= 75, MQL 60-74, Nurture 45-59, Cold < 45.
 """
 from __future__ import annotations
 
@@ -21,11 +24,13 @@ from common.errors import LabError
 from common.files import atomic_write_text
 
 BANDS = ("hot", "mql", "nurture", "cold")
+MISSING_VALUE, OTHER_VALUE = "(missing)", "(any other value)"
 
 _RANGE = re.compile(
     r"^\s*(?:(?P<lo>-?\d+(?:\.\d+)?)\s*-\s*(?P<hi>-?\d+(?:\.\d+)?)"
     r"|(?P<op>>=|<=|>|<)\s*(?P<x>-?\d+(?:\.\d+)?)"
-    r"|(?P<eq>-?\d+(?:\.\d+)?))\s*$"
+    r"|(?P<eq>-?\d+(?:\.\d+)?)"
+    r"|>=\s*(?P<alo>-?\d+(?:\.\d+)?)\s+and\s+<\s*(?P<ahi>-?\d+(?:\.\d+)?))\s*$"
 )
 
 
@@ -58,12 +63,17 @@ def parse_range(text: str) -> tuple[float, float] | None:
     """Parse a numeric range label into a half-open interval ``[lo, hi)``.
 
     ``"100-1000"`` is inclusive of both ends for integers (``[100, 1001)``), ``">=3"`` is
-    ``[3, inf)``, ``"<100"`` is ``(-inf, 100)``, ``"0"`` is ``[0, 1)``. Returns None when the
-    text is not numeric (it is then a category).
+    ``[3, inf)``, ``"<100"`` is ``(-inf, 100)``, ``"0"`` is ``[0, 1)``, ``">=0.5 and <2"`` is
+    ``[0.5, 2)``. Returns None when the text is not numeric (it is then a category).
     """
     m = _RANGE.match(str(text))
     if not m:
         return None
+    if m.group("alo") is not None:
+        lo, hi = float(m.group("alo")), float(m.group("ahi"))
+        if not hi > lo:
+            raise LabError(f"range '{text}' has its upper end at or below its lower end")
+        return lo, hi
     if m.group("lo") is not None:
         lo, hi = float(m.group("lo")), float(m.group("hi"))
         if hi < lo:
@@ -121,16 +131,43 @@ class PointsTable:
     def _compile(self):
         out = {}
         for crit, grp in self.rows.groupby("criterion", sort=False):
+            key = grp["value"].str.strip().str.lower()
+            special = {v: float(grp["points"][key == v].iloc[0]) for v in (MISSING_VALUE, OTHER_VALUE)
+                       if (key == v).any()}
+            grp = grp[~key.isin([MISSING_VALUE, OTHER_VALUE])]
             ranges = [parse_range(v) for v in grp["value"]]
-            if all(r is not None for r in ranges):
+            if len(grp) and all(r is not None for r in ranges):
                 iv = sorted(zip(ranges, grp["points"], grp["value"]))
                 for (a, b), (c, d) in zip([x[0] for x in iv], [x[0] for x in iv][1:]):
                     if c < b:
                         raise LabError(f"{self.source}: criterion '{crit}' has overlapping ranges")
-                out[crit] = ("range", [x[0] for x in iv], np.array([x[1] for x in iv]))
+                out[crit] = ("range", [x[0] for x in iv], np.array([x[1] for x in iv]), special)
             else:
-                out[crit] = ("category", dict(zip(grp["value"].str.lower(), grp["points"])), None)
+                out[crit] = ("category", dict(zip(grp["value"].str.strip().str.lower(), grp["points"])), None,
+                             special)
         return out
+
+    def gaps(self, criterion: str) -> list[tuple[float, float]]:
+        """Numeric values a range criterion does not cover, as half-open intervals (an
+        empty list: every number earns the points of exactly one row)."""
+        kind, spec, _, _ = self._compiled[criterion]
+        if kind != "range":
+            return []
+        out, at = [], -math.inf
+        for lo, hi in spec:
+            if lo > at:
+                out.append((at, lo))
+            at = max(at, hi)
+        if at < math.inf:
+            out.append((at, math.inf))
+        return out
+
+    def is_complete(self, criterion: str) -> bool:
+        """Every possible value (blank ones included) matches a row of ``criterion``."""
+        kind, _, _, special = self._compiled[criterion]
+        if MISSING_VALUE not in special:
+            return False
+        return not self.gaps(criterion) if kind == "range" else OTHER_VALUE in special
 
     @property
     def criteria(self) -> list[str]:
@@ -142,18 +179,23 @@ class PointsTable:
         if missing:
             raise LabError(f"{self.source}: leads lack the scored column(s) {missing}")
         cols = {}
-        for crit, (kind, spec, pts) in self._compiled.items():
+        for crit, (kind, spec, pts, special) in self._compiled.items():
             col = leads[crit]
+            miss = special.get(MISSING_VALUE, 0.0)
             if kind == "range":
                 x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
                 earned = np.zeros(len(x))
                 for (lo, hi), p in zip(spec, pts):
                     earned[(x >= lo) & (x < hi)] = p
+                if miss:
+                    earned[np.isnan(x)] = miss
             else:
                 # Look up the distinct values only (same result as mapping every cell).
                 codes, uniq = pd.factorize(col, use_na_sentinel=True)
-                pts_u = pd.Series(uniq, dtype=object).astype(str).str.lower().map(spec).astype(float).fillna(0.0)
-                earned = np.where(codes >= 0, np.append(pts_u.to_numpy(), 0.0)[codes], 0.0)
+                text = pd.Series(uniq, dtype=object).astype(str).str.strip().str.lower()
+                pts_u = text.map(spec).astype(float).fillna(special.get(OTHER_VALUE, 0.0))
+                pts_u[(text == "").to_numpy()] = miss
+                earned = np.where(codes >= 0, np.append(pts_u.to_numpy(), miss)[codes], miss)
             cols[crit] = earned
         return pd.DataFrame(cols, index=leads.index)
 
@@ -164,9 +206,25 @@ class PointsTable:
     def band(self, leads: pd.DataFrame) -> np.ndarray:
         return self.thresholds.band(self.score(leads))
 
+    def _extremes(self, how: str) -> float:
+        total = 0.0
+        for crit, grp in self.rows.groupby("criterion", sort=False):
+            pts = grp["points"].to_numpy()
+            # A criterion that leaves some value unlisted also yields 0 points.
+            if not self.is_complete(crit):
+                pts = np.append(pts, 0.0)
+            total += float(pts.max() if how == "max" else pts.min())
+        return total
+
     @property
     def max_points(self) -> float:
-        return float(self.rows.groupby("criterion")["points"].max().clip(lower=0).sum())
+        """Highest total a lead can reach."""
+        return self._extremes("max")
+
+    @property
+    def min_points(self) -> float:
+        """Lowest total a lead can get."""
+        return self._extremes("min")
 
     # ---- files -------------------------------------------------------------------
     @classmethod

@@ -15,12 +15,12 @@ from sklearn.preprocessing import FunctionTransformer
 
 from calibration.diagnostics import evaluate
 from calibration.model import MISSING, LeadScoringModel
-from calibration.points import points_rows, points_table_from_model, scale_factor
+from calibration.points import apportion, criteria_sheet, points_rows, points_table_from_model
 from calibration.stability import band_migration, psi
 from calibration.synthetic import TRUE_WEIGHTS, make_export, true_logit
 from calibration.thresholds import choose_thresholds, threshold_curve
 from common.errors import LabError
-from sim.scoring import PointsTable
+from sim.scoring import MISSING_VALUE, PointsTable
 
 FEATURES = ["employee_count", "demo_requests", "pricing_page_visits", "content_downloads", "web_visits",
             "industry_fit", "seniority", "channel"]
@@ -82,7 +82,7 @@ def test_aggregated_fit_equals_plain_logistic_regression(synth):
 
 def test_refit_recovers_ranking_of_true_weights_and_auc(synth, fitted):
     df, y = synth
-    table, info = points_table_from_model(fitted, X_train=df[FEATURES][:20000], mql_share=0.3)
+    table, info = points_table_from_model(fitted)
     pts = table.rows.set_index(["criterion", "value"])["points"]
 
     def level(crit, value):
@@ -120,42 +120,71 @@ def _inside(label, lo, hi):
 def test_points_are_exactly_the_model_log_odds_before_rounding(synth, fitted):
     df, _ = synth
     levels = fitted.levels()
-    factor = 17.0
-    rows = points_rows(levels, factor, decimals=9)
+    rows, info = points_rows(levels, scale="pdo", pdo=17.0 * math.log(2), decimals=9)
     table = PointsTable(rows)
     eta = fitted.decision_function(df[FEATURES])
     from calibration.points import eta_zero
-    np.testing.assert_allclose(table.score(df), factor * (eta - eta_zero(levels, fitted.intercept_)), atol=1e-6)
+    np.testing.assert_allclose(table.score(df), 17.0 * (eta - eta_zero(levels, fitted.intercept_)), atol=1e-6)
 
 
-def test_anchor_scaling_puts_the_mql_share_at_60(synth, fitted):
+def test_minmax_scale_spans_exactly_the_chosen_range_with_every_level_listed(synth, fitted):
     df, _ = synth
-    X = df[FEATURES][:20000]
-    table, info = points_table_from_model(fitted, X_train=X, mql_share=0.3, decimals=9)
-    assert np.mean(table.score(X) >= 60 - 1e-6) == pytest.approx(0.3, abs=0.01)
-    rounded, _ = points_table_from_model(fitted, X_train=X, mql_share=0.3)
-    assert rounded.rows["points"].apply(float.is_integer).all()
-    # Rounding moves a lead by at most half a point per criterion.
-    assert np.max(np.abs(rounded.score(X) - table.score(X))) <= 0.5 * len(table.criteria) + 1e-9
-    assert info["pdo"] == pytest.approx(info["factor"] * math.log(2))
+    for lo, hi in ((0, 100), (0, 1000), (10, 90)):
+        table, info = points_table_from_model(fitted, score_min=lo, score_max=hi)
+        assert (table.min_points, table.max_points) == (lo, hi)
+        assert info["score_range"] == [lo, hi]
+        assert table.rows["points"].apply(float.is_integer).all()
+        for c in table.criteria:  # every value earns the points of exactly one row
+            assert table.is_complete(c) and not table.gaps(c), c
+    s = table.score(df)
+    assert s.min() >= 10 and s.max() <= 90
+    sheet = criteria_sheet(table)
+    assert "Demo requests at least 1: +" in sheet and "Hot: 75 or more" in sheet
+
+
+def test_monotone_counts_and_readable_ranges(fitted):
+    lv = fitted.levels()
+    for c, trend in fitted.trends_.items():
+        if trend in ("ascending", "descending"):
+            beta = lv[(lv.criterion == c) & (lv.value != MISSING)]["coef"].to_numpy()
+            step = np.diff(beta) * (1 if trend == "ascending" else -1)
+            assert (step >= -1e-9).all(), (c, beta)
+    assert fitted.trends_["demo_requests"] == "ascending"
+    assert all(len(c) + 1 <= fitted.n_bins for c in fitted.cut_points_.values())
+
+
+def test_apportion_sums_exactly():
+    assert apportion(100, [1, 1, 1]).sum() == 100
+    assert list(apportion(10, [3, 1])) == [8, 2]
+
+
+def test_missing_level_that_converts_well_is_scored_not_the_reference():
+    levels = pd.DataFrame({"criterion": ["a"] * 3 + ["b"] * 2, "value": ["x", "y", MISSING, "p", MISSING],
+                           "kind": ["range"] * 3 + ["category"] * 2, "coef": [0.0, 1.0, 2.0, 0.5, 0.0],
+                           "n_train": [5, 5, 5, 5, 5]})
+    rows, info = points_rows(levels)
+    pts = rows.set_index(["criterion", "value"])["points"]
+    assert pts[("a", "x")] == 0 and pts[("a", MISSING_VALUE)] == 80 and pts[("b", "p")] == 20
+    assert info["score_range"] == [0, 100]
 
 
 def test_pdo_scaling():
-    assert scale_factor(0.0, pdo=20) == pytest.approx(20 / math.log(2))
-    levels = pd.DataFrame({"criterion": ["a", "a", "a"], "value": ["x", "y", MISSING], "coef": [math.log(2), 0, 0],
-                           "n_train": [5, 5, 5]})
-    rows = points_rows(levels, scale_factor(0.0, pdo=20))
+    levels = pd.DataFrame({"criterion": ["a", "a", "a"], "value": ["x", "y", MISSING], "kind": "category",
+                           "coef": [math.log(2), 0, 0], "n_train": [5, 5, 5]})
+    rows, info = points_rows(levels, scale="pdo", pdo=20)
     assert rows.set_index("value")["points"]["x"] == 20  # doubling the odds = pdo points
-    with pytest.raises(LabError, match="anchor probability 0.100"):
-        scale_factor(0.0, anchor_p=0.1)
+    with pytest.raises(LabError, match="pdo: must be positive"):
+        points_rows(levels, scale="pdo", pdo=None)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-3, 3), min_size=2, max_size=8), st.floats(1, 60))
 def test_rounding_never_reverses_order_within_a_criterion(coefs, factor):
     levels = pd.DataFrame({"criterion": "c", "value": [f"v{i}" for i in range(len(coefs))] + [MISSING],
-                           "coef": coefs + [0.0], "n_train": 1})
-    rows = points_rows(levels, factor).set_index("value")["points"]
+                           "kind": "category", "coef": coefs + [0.0], "n_train": 1})
+    if np.ptp(coefs + [0.0]) < 1e-6:
+        return
+    rows = points_rows(levels, scale="pdo", pdo=factor)[0].set_index("value")["points"]
     pts = np.array([rows.get(f"v{i}", 0.0) for i in range(len(coefs))])
     order = np.argsort(coefs)
     assert np.all(np.diff(pts[order]) >= 0)

@@ -65,6 +65,86 @@ def test_x_education_plain_lr_and_shipped_points_table(xed, xed_refit):
     r = res.meta["rounding"]
     assert abs(r["roc_auc_points"] - r["roc_auc_model"]) < 0.005
     assert r["roc_auc_points"] == pytest.approx(table_auc)
+    # Every count criterion is monotone, the totals span exactly 0-100, no range has a gap.
+    table = res.points_table
+    for c in xed.numeric:
+        if c in table.criteria:
+            assert _monotone(table, c), table.rows[table.rows.criterion == c]
+    assert (table.min_points, table.max_points) == (0.0, 100.0)
+    assert res.meta["scaling"]["table_range"] == [0.0, 100.0] and res.meta["scaling"]["scale"] == "minmax"
+    assert all(table.is_complete(c) and not table.gaps(c) for c in table.criteria)
+    # X Education's blank TotalVisits convert at ~1.9x the average: said, and scored.
+    assert any("'TotalVisits' is blank" in n and "1.9x" in n for n in res.notes), res.notes
+    cut = res.meta["scaling"]["cutoffs"]
+    assert cut["hot"]["probability"] > cut["mql"]["probability"] > cut["nurture"]["probability"]
+
+
+def _monotone(table, crit):
+    from sim.scoring import parse_range
+    rows = table.rows[table.rows.criterion == crit]
+    rng = [(parse_range(v), p) for v, p in zip(rows["value"], rows["points"]) if parse_range(v) is not None]
+    pts = np.array([p for _, p in sorted(rng)])
+    return (np.diff(pts) >= 0).all() or (np.diff(pts) <= 0).all()
+
+
+def test_missing_level_converting_at_twice_the_average(tmp_path):
+    # Leads with a blank channel convert at about twice the average: the refit completes,
+    # scores (missing) as its own level, keeps the range and says what it did.
+    df = make_export(8000, seed=4)
+    won = (df["outcome"] == "won").to_numpy()
+    rng = np.random.default_rng(0)
+    rate = won.mean()
+    blank = (won & (rng.random(len(df)) < 0.25)) | (~won & (rng.random(len(df)) < 0.25 * (1 - 2 * rate) / (2 * (1 - rate))))
+    df.loc[blank, "channel"] = ""
+    path = tmp_path / "export.csv"
+    df.to_csv(path, index=False)
+    res = run_refit(path, SIMMAP, n_boot=30)
+    ratio = won[blank].mean() / rate
+    assert 1.7 < ratio < 2.3, ratio
+    note = [n for n in res.notes if n.startswith("'channel' is blank")]
+    assert note and "scored as a level of its own" in note[0], res.notes
+    pts = res.points_table.rows.set_index(["criterion", "value"])["points"]
+    channel = pts.loc["channel"]
+    assert channel["(missing)"] == channel.max() > 0  # the best channel level, not the reference
+    assert (res.points_table.min_points, res.points_table.max_points) == (0.0, 100.0)
+    # Derived flags are scored instead of their raw fields, and the refit says so.
+    assert "industry" not in res.points_table.criteria and "industry_fit" in res.points_table.criteria
+    assert any("'industry' left out" in n for n in res.notes)
+    both = run_refit(path, SIMMAP, n_boot=10, score_both=["industry"])
+    assert {"industry", "industry_fit"} <= set(both.points_table.criteria)
+
+
+def test_inverted_bands_are_an_error():
+    import pandas as pd
+    from calibration.refit import check_bands
+    from sim.scoring import Thresholds
+    bands = pd.DataFrame({"band": ["hot", "mql", "nurture", "cold"], "n": [50, 50, 50, 50],
+                          "share": 0.25, "rate": [0.05, 0.2, 0.3, 0.4], "lo": [0.01, 0.1, 0.2, 0.3],
+                          "hi": [0.1, 0.3, 0.4, 0.5]})
+    with pytest.raises(LabError, match=r"bands: a higher band must not convert below a lower one; got hot 5.0%"):
+        check_bands(bands, Thresholds(), "x.csv")
+
+
+def test_decay_rule_recovers_a_known_weekly_loss():
+    import pandas as pd
+    from calibration.refit import decay_rule
+
+    class Flat:  # a model giving every lead the same log-odds
+        feature_names_in_ = []
+
+        def decision_function(self, X):
+            return np.full(len(X), -1.0)
+
+    rng = np.random.default_rng(1)
+    n = 40_000
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.uniform(0, 300, n), unit="D")
+    weeks = rng.uniform(0, 8, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 0.2 * weeks)))).astype(int)
+    frame = pd.DataFrame({"created_at": created, "last_engagement_at": created - pd.to_timedelta(weeks * 7, unit="D")})
+    d = decay_rule(frame, y, Flat(), factor=10.0)  # 0.2 log-odds a week at 10 points per log-odds
+    assert d["source"] == "estimated" and d["lo"] <= 2.0 <= d["hi"], d
+    default = decay_rule(frame.drop(columns="last_engagement_at"), y, Flat(), 10.0)
+    assert default["source"] == "default" and default["lo"] is None and "interval n/a" in default["rule"]
 
 
 def test_x_education_seed_table_not_applicable_is_reported(xed_refit):
@@ -138,7 +218,8 @@ def test_dated_export_uses_time_split_and_compares_with_seed(sim_export, tmp_pat
     path = res.save(tmp_path / "q1")
     meta = json.loads((path / "model.json").read_text())
     assert meta["data"]["sha256"] == res.meta["data"]["sha256"] and meta["seed"] == 0
-    for f in ("points.csv", "points.yaml", "profile.json", "diagnostics.csv", "lift.csv", "migration.csv"):
+    for f in ("points.csv", "points.yaml", "profile.json", "diagnostics.csv", "lift.csv", "migration.csv",
+              "challenger_points.yaml", "criteria.txt"):
         assert (path / f).exists()
     prev = load_model(path)
     assert prev.table.thresholds == th
@@ -161,6 +242,7 @@ def test_cli_refit_and_errors(sim_export, tmp_path, capsys):
     rc = main(["refit", str(sim_export), "--mapping", str(SIMMAP), "--out", str(tmp_path / "m"), "--n-boot", "20"])
     out = capsys.readouterr().out
     assert rc == 0 and "roc_auc" in out and "recommendation:" in out and (tmp_path / "m" / "points.yaml").exists()
+    assert "in use:" in out and "scale: minmax 0-100" in out
     rc = main(["refit", str(tmp_path / "none.csv"), "--mapping", str(SIMMAP)])
     assert rc == 2 and "export file not found" in capsys.readouterr().err
     rc = main(["refit", str(sim_export), "--mapping", str(SIMMAP), "--previous", str(tmp_path / "nope")])
