@@ -60,6 +60,9 @@ def register(app: typer.Typer):
         res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
                         keep_tables="first")
         _print_summary(res, write_result(res, out))
+        from sim.mechanism import mechanism_table  # an SLA change alone may move nothing
+
+        print("\nwhat each policy changes in the team's work:\n" + mechanism_table(scenarios)["mechanism"].to_string())
 
 
 def _check(replications, jobs):

@@ -5,6 +5,8 @@ Time in the simulator is minutes since 00:00 local time of ``calendar.start_date
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from sim.scenario import Calendar, Shift
@@ -15,20 +17,23 @@ MIN_PER_DAY = 1440
 class BusinessClock:
     """Working-minute arithmetic over the horizon (plus a tail for leads still open).
 
+    The working minutes are the calendar's, or any on-duty ``intervals`` given (a
+    shift's, a team's: an SLA clock on the owner's own schedule), at minute resolution.
+
     ``B(t)`` is the number of working minutes in ``[0, t)``; the business-minute delay
     between ``t0`` and ``t1`` is ``B(t1) - B(t0)``. Built once per scenario as a cumulative
     sum at minute resolution, so conversions are vectorised lookups.
     """
 
-    def __init__(self, cal: Calendar, extra_days: int = 60):
+    def __init__(self, cal: Calendar, extra_days: int = 60, intervals: list[tuple[float, float]] | None = None):
         self.cal = cal
         self.days = cal.horizon_days + extra_days
         n = self.days * MIN_PER_DAY
-        if cal.always_open:
+        if cal.always_open and intervals is None:
             open_min = np.ones(n, dtype=bool)
         else:
             open_min = np.zeros(n, dtype=bool)
-            for start, end in working_intervals(cal, self.days):
+            for start, end in (working_intervals(cal, self.days) if intervals is None else intervals):
                 open_min[int(start) : int(end)] = True
         self.open = open_min
         self.cum = np.concatenate([[0], np.cumsum(open_min, dtype=np.int64)]).astype(float)
@@ -41,6 +46,18 @@ class BusinessClock:
 
     def business_delay(self, t0, t1) -> np.ndarray:
         return self.business_minutes(t1) - self.business_minutes(t0)
+
+    def wall_time_after_scalar(self, t0: float, business_minutes: float) -> float:
+        """``wall_time_after`` for one float, in plain Python (the engine's event loop)."""
+        lists = getattr(self, "_lists", None)
+        if lists is None:
+            lists = self._lists = (self.cum.tolist(), self.open.tolist())
+        cum, open_ = lists
+        t = min(max(t0, 0.0), len(open_) - 1e-9)
+        i = int(t)
+        target = cum[i] + (t - i if open_[i] else 0.0) + business_minutes
+        j = min(max(bisect_left(cum, target), 1), len(cum) - 1)
+        return (j - 1) + (target - cum[j - 1])
 
     def wall_time_after(self, t0, business_minutes) -> np.ndarray:
         """The wall-clock time at which ``business_minutes`` working minutes have passed
@@ -59,11 +76,13 @@ def _holiday_index(cal: Calendar) -> set[int]:
 def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> list[tuple[float, float]]:
     """On-duty ``[start, end)`` minute intervals for the calendar (or one shift of it).
 
-    Holidays close the office for everyone; a shift may run past midnight (end_hour up
-    to 48)."""
+    Holidays close the office for everyone, and a shift's own holidays close it for that
+    shift; a shift may run past midnight (end_hour up to 48)."""
     if cal.always_open:
         return [(0.0, float(days * MIN_PER_DAY))]
     holidays = _holiday_index(cal)
+    if shift is not None and shift.holidays:
+        holidays |= {(h - cal.start_date).days for h in shift.holidays}
     week0 = cal.start_date.weekday()
     days_on = shift.days if shift is not None else cal.working_days
     start_h = shift.start_hour if shift is not None else cal.open_hour
@@ -74,6 +93,17 @@ def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> l
             continue
         out.append((d * MIN_PER_DAY + start_h * 60.0, d * MIN_PER_DAY + end_h * 60.0))
     return out
+
+
+def union_intervals(groups) -> list[tuple[float, float]]:
+    """The union of several lists of ``[start, end)`` intervals, merged and sorted."""
+    out: list[list[float]] = []
+    for s, e in sorted(iv for g in groups for iv in g):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
 
 
 def hour_of_week(cal: Calendar, t) -> np.ndarray:

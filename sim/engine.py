@@ -64,7 +64,7 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
-from sim.calendar import BusinessClock, working_intervals
+from sim.calendar import BusinessClock, union_intervals, working_intervals
 from sim.scenario import Scenario
 
 # outcomes of an SDR episode (one pass of a lead through the queue)
@@ -113,6 +113,13 @@ class Episodes:
         self.outcome.append(OPEN); self.done_at.append(NAN)
         return len(self.first_touch) - 1
 
+    def set_pool(self, row: int, code: int):
+        """The pass moves to another team (escalated on an SLA breach)."""
+        if row < self.n_first:
+            self.first[3][row] = code
+        else:
+            self.pool[row - self.n_first] = code
+
     def columns(self) -> dict[str, np.ndarray]:
         """Field -> values, one per pass, in the order passes began (by entry time)."""
         leads, bands, times, pools = self.first
@@ -141,13 +148,27 @@ class Pool:
 
     def __init__(self, engine: "Engine", code: int, people: int,
                  duty: list[list[tuple[float, float]]], handle: np.ndarray, policy: str,
-                 unlimited: bool = False):
+                 unlimited: bool = False, breach: str | None = None, clock: BusinessClock | None = None,
+                 worker_clocks: list | None = None, on_duty_only: bool = False):
         self.eng, self.env, self.code = engine, engine.env, code
         self.n = people
-        self.handle = handle.tolist()
+        self.handle = handle if isinstance(handle, list) else handle.tolist()
         self.rr = policy == "round_robin"
         self.shared_hot = policy == "priority"
+        self.edf = policy == "edf"
         self.unlimited = unlimited
+        # What an SLA breach of a first touch in this team does (None: nothing, or
+        # today's round-robin reassignment, ``Engine.reassign``); see ``_breach``.
+        self.breach = breach
+        # A shared queue from which a lead can leave before it is taken (earliest deadline
+        # first, or a breach that moves it) is a heap of (key, ticket, lead); an entry is
+        # live while its ticket is the lead's (``Engine.ticket``).
+        self.heap_mode = not self.rr and (self.edf or breach in ("reassign", "escalate"))
+        self.heap: list = []
+        self.on_duty_only = on_duty_only
+        # Business clocks of the SLA deadlines: the team's, and each worker's own (owner schedule).
+        self.clock = clock or engine.clock
+        self.worker_clocks = worker_clocks
         self.bands = (deque(), deque())        # shared queues: Hot, MQL
         self.own = [deque() for _ in range(people)]  # round-robin personal queues
         self.open_count = [0] * people
@@ -271,6 +292,8 @@ class Pool:
             k = eng.owner[i] if not fresh else self._assign()
             if k < 0:
                 self.bands[eng.band[i]].append(i)
+                if fresh and self.breach:
+                    eng.at(self.deadline(i, -1, True), self._breach, i, eng.row[i])
                 self._wake_any()
                 return
             eng.owner[i] = k
@@ -278,17 +301,57 @@ class Pool:
             if fresh:
                 self._own(k)
                 if eng.reassign:
-                    eng.at(eng.sla_deadline(i), self._sla_check, i, k)
+                    eng.at(eng.sla_deadline(i, self.worker_clocks[k] if self.worker_clocks else None),
+                           self._sla_check, i, k)
+                elif self.breach:
+                    eng.at(self.deadline(i, k, True), self._breach, i, eng.row[i])
             if self.idle.get(k, -1.0) > now:
                 del self.idle[k]
                 self.next_job(k)
             return
-        self.bands[HOT if self.shared_hot and eng.band[i] == HOT else MQL].append(i)
+        if self.heap_mode:
+            eng.tickets += 1
+            ticket = eng.ticket[i] = eng.tickets
+            if self.edf:
+                key = self.deadline(i, -1, fresh)
+            else:
+                key = HOT if self.shared_hot and eng.band[i] == HOT else MQL
+            heappush(self.heap, (key, ticket, i))
+            if fresh and self.breach:
+                eng.at(key if self.edf else self.deadline(i, -1, True), self._breach, i, eng.row[i])
+        else:
+            self.bands[HOT if self.shared_hot and eng.band[i] == HOT else MQL].append(i)
+            if fresh and self.breach:
+                eng.at(self.deadline(i, -1, True), self._breach, i, eng.row[i])
         if self.idle:
             self._wake_any()
 
+    def deadline(self, i: int, k: int, fresh: bool) -> float:
+        """The SLA deadline (wall-clock run minutes) of lead ``i``'s attempt now pushed:
+        a first touch is due ``sla`` minutes after the pass entered, a later attempt
+        ``sla`` minutes after it fell due (its key under earliest deadline first).
+        Business minutes count on the team's clock, or on owner ``k``'s own."""
+        eng = self.eng
+        if fresh and self.worker_clocks is None and eng.row[i] < eng.ep.n_first:
+            return eng.first_deadline[eng.row[i]]
+        t0 = eng.entered[i] if fresh else eng.now
+        sla = eng.sla[eng.band[i]]
+        if not eng.business_sla:
+            return t0 + sla
+        clock = self.worker_clocks[k] if (self.worker_clocks and k >= 0) else self.clock
+        return clock.wall_time_after_scalar(t0, sla)
+
     def _assign(self) -> int:
         cap = self.eng.cap
+        if self.on_duty_only:  # the next rep in the rotation who is working now and under the cap
+            now = self.eng.now
+            for step in range(self.n):
+                k = (self.rr_next + step) % self.n
+                if (cap is None or self.open_count[k] < cap) and (
+                        self.since[k] <= now < self.until[k] or self.on_duty(k, now)):
+                    self.rr_next = (k + 1) % self.n
+                    return k
+            return -1  # nobody working and free: the shared queue, for the first rep free
         for step in range(self.n):
             k = (self.rr_next + step) % self.n
             if cap is None or self.open_count[k] < cap:
@@ -304,6 +367,47 @@ class Pool:
             eng.reassigned += 1
             self.bands[eng.band[i]].append(i)
             self._wake_any()
+
+    def _breach(self, i: int, row: int):
+        """The SLA deadline of lead ``i``'s first touch (pass ``row``) has come: if it is
+        still waiting for it here, count the breach and act (``Routing.on_breach``)."""
+        eng = self.eng
+        if not eng.waiting[i] or eng.row[i] != row or eng.attempt[i] != 0 or eng.owner[i] == -2:
+            return
+        eng.breaches += 1
+        act = self.breach
+        if act == "reassign":
+            if self.rr:
+                k = eng.owner[i]
+                if k < 0:
+                    return  # already in the shared queue: any rep free takes it
+                eng.owner[i] = -1
+                self.open_count[k] -= 1
+                self.bands[eng.band[i]].append(i)
+            else:  # to the front of the shared queue, after earlier breaches
+                eng.tickets += 1
+                ticket = eng.ticket[i] = eng.tickets
+                heappush(self.heap, (-INF, ticket, i))
+            eng.reassigned += 1
+            if self.idle:
+                self._wake_any()
+        elif act == "escalate":
+            now = eng.now
+            if now > self.q_last:
+                self.hold_until(now)
+            self.waiting -= 1
+            self.waiting_first -= 1
+            if self.rr:
+                k = eng.owner[i]
+                if k >= 0:
+                    self.open_count[k] -= 1
+            else:
+                eng.ticket[i] = -1
+            eng.owner[i] = -2  # held by another team: no entry here is live any more
+            target = eng.escalation
+            eng.ep.set_pool(row, target.code)
+            eng.escalated += 1
+            target.push(i, True)
 
     def _wake_any(self):
         now = self.eng.now
@@ -322,6 +426,13 @@ class Pool:
 
     def pop(self, k: int):
         """The lead worker ``k`` takes next, or None."""
+        if self.heap_mode:
+            heap, ticket = self.heap, self.eng.ticket
+            while heap:
+                _, t, i = heappop(heap)
+                if ticket[i] == t:
+                    return i
+            return None
         if not self.rr:
             # FIFO or priority: each queued entry is one waiting attempt, Hot queue first.
             hot, rest = self.bands
@@ -340,7 +451,10 @@ class Pool:
                 # A shared entry may be stale: the lead was reassigned after its owner took it.
                 i = q.popleft()
                 if waiting[i]:
-                    if eng.owner[i] < 0:
+                    o = eng.owner[i]
+                    if o < 0:
+                        if o == -2:
+                            continue  # escalated to another team
                         eng.owner[i] = k
                         self._own(k)
                     return i
@@ -430,9 +544,19 @@ class Engine:
         self.max_attempts = team.max_attempts
         self.gaps = np.diff(team.attempt_offsets_minutes()).tolist()
         self.cap = team.capacity_cap
-        self.reassign = scn.routing.reassign_on_sla_breach and scn.routing.policy == "round_robin"
+        routing = scn.routing
+        # Today's rule when no breach action is named: round-robin reassigns on breach.
+        self.reassign = (routing.on_breach is None and routing.reassign_on_sla_breach
+                         and routing.policy == "round_robin")
         self.sla = (float(scn.sla.hot_minutes), float(scn.sla.mql_minutes))
         self.business_sla = scn.sla.clock == "business" and not scn.calendar.always_open
+        self.owner_schedule = self.business_sla and scn.sla.schedule == "owner"
+        # Deadlines are needed by today's reassignment, earliest deadline first, and any breach action.
+        self.deadlines = self.reassign or routing.policy == "edf" or routing.on_breach is not None
+        self.breaches = 0    # first touches still waiting at their SLA deadline (with a breach action)
+        self.escalated = 0   # of those, moved to another team
+        self.ticket = [0] * n_leads  # live queue entry of each lead (shared heaps)
+        self.tickets = 0
         self.C = scn.decay.contact.scalar()
         self.Q = scn.decay.qualification.scalar()
         self.no_decay = scn.decay.contact.kind == "none" and scn.decay.qualification.kind == "none"
@@ -465,16 +589,32 @@ class Engine:
         self.alarm_at = INF
         days = scn.calendar.horizon_days + 60
         if scn.team.shifts:
-            sdr_duty = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts for _ in range(s.people)]
+            groups = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts]
+            sdr_duty = [g for g, s in zip(groups, scn.team.shifts) for _ in range(s.people)]
         else:
-            sdr_duty = [working_intervals(scn.calendar, days)] * team.sdrs
-        policy = scn.routing.policy
-        self.sdr = Pool(self, 0, team.sdrs, sdr_duty, draws.handle, policy, unlimited=team.unlimited)
+            groups = [working_intervals(scn.calendar, days)]
+            sdr_duty = groups * team.sdrs
+        policy = routing.policy
+        team_clock, worker_clocks = clock, None
+        if self.owner_schedule:  # business minutes on the team's own hours, or the owner's
+            team_clock = BusinessClock(scn.calendar, intervals=union_intervals(groups))
+            if policy == "round_robin":
+                own = [BusinessClock(scn.calendar, intervals=g) for g in groups]
+                sizes = [s.people for s in scn.team.shifts] if scn.team.shifts else [team.sdrs]
+                worker_clocks = [c for c, m in zip(own, sizes) for _ in range(m)]
+        self.sdr = Pool(self, 0, team.sdrs, sdr_duty, draws.handle, policy, unlimited=team.unlimited,
+                        breach=routing.on_breach, clock=team_clock, worker_clocks=worker_clocks,
+                        on_duty_only=routing.assign_on_duty_only)
+        self.hot_to_ae = team.escalate_hot_to_ae
         self.ae = None
-        if team.escalate_hot_to_ae:
-            self.ae = Pool(self, 1, team.aes, [working_intervals(scn.calendar, days)] * team.aes,
-                           draws.handle_ae, "fifo")
-        self.pools = [p for p in (self.sdr, self.ae) if p is not None and not p.unlimited]
+        office = [working_intervals(scn.calendar, days)]
+        if team.escalate_hot_to_ae or (routing.on_breach == "escalate" and routing.escalate_to == "ae"):
+            self.ae = Pool(self, 1, team.aes, office * team.aes, draws.handle_ae, "fifo")
+        self.overflow = None
+        if routing.on_breach == "escalate" and routing.escalate_to == "overflow":
+            self.overflow = Pool(self, 2, team.overflow_people, office * team.overflow_people, self.sdr.handle, "fifo")
+        self.escalation = self.ae if routing.escalate_to == "ae" else self.overflow
+        self.pools = [p for p in (self.sdr, self.ae, self.overflow) if p is not None and not p.unlimited]
         self.always_arm = len(self.pools) > 1 or self.EAGER
 
     # ---- the agenda ------------------------------------------------------------------
@@ -542,14 +682,16 @@ class Engine:
         self.event_begins(max(self.env.now, t))
         self.arm()
 
-    def sla_deadline(self, i: int) -> float:
+    def sla_deadline(self, i: int, clock: BusinessClock | None = None) -> float:
+        """Today's round-robin reassignment timer: the office's deadline of the pass's
+        first touch, or the one on ``clock`` (the owner's own schedule)."""
         r = self.row[i]
-        if r < self.ep.n_first:
+        if clock is None and r < self.ep.n_first:
             return self.first_deadline[r]
         sla = self.sla[self.band[i]]
         entered = self.entered[i]
         if self.business_sla:
-            return float(self.clock.wall_time_after(entered, sla))
+            return float((clock or self.clock).wall_time_after(entered, sla))
         return entered + sla
 
     # ---- episodes ----------------------------------------------------------------------
@@ -566,7 +708,7 @@ class Engine:
         self.band[i] = band
         self.attempt[i] = 0
         self.owner[i] = -1
-        pool = self.ae if (self.ae is not None and band == HOT) else self.sdr
+        pool = self.ae if (self.hot_to_ae and band == HOT) else self.sdr
         if row < 0:
             row = self.ep.add(i, e, band, now, pool.code)
         else:
@@ -637,14 +779,15 @@ class Engine:
         self.f_t = times.tolist() + [INF]
         self.f_i, self.f_b = leads.tolist(), bands.tolist()
         pools = np.zeros(len(leads), dtype=np.int64)
-        if self.ae is not None:
+        if self.hot_to_ae:
             pools[np.asarray(bands) == HOT] = self.ae.code
         self.ep = Episodes(np.asarray(leads, dtype=np.int64), np.asarray(bands, dtype=np.int64),
                            np.asarray(times, dtype=float), pools)
-        if self.reassign:  # SLA deadlines of the first passes, in bulk
+        if self.deadlines:  # SLA deadlines of the first passes, in bulk (on the office's or the team's clock)
             sla = np.where(np.asarray(bands) == HOT, self.sla[HOT], self.sla[MQL])
             t = np.asarray(times, dtype=float)
-            self.first_deadline = (self.clock.wall_time_after(t, sla) if self.business_sla else t + sla).tolist()
+            clock = self.clock if self.reassign else self.sdr.clock
+            self.first_deadline = (clock.wall_time_after(t, sla) if self.business_sla else t + sla).tolist()
         self.due = self.f_t[0]
         for pool in self.pools:
             for k in range(pool.n):
@@ -663,7 +806,7 @@ class Engine:
     def release(self):
         """Drop the per-lead state and the references between engine, teams and
         callbacks, so that memory is returned at once rather than by the cyclic collector."""
-        for pool in (self.sdr, self.ae):
+        for pool in (self.sdr, self.ae, self.overflow):
             if pool is not None:
                 pool.done_cb = pool.handle = pool.eng = None
         self.u = self.agenda = self.ep = self.on_done = None

@@ -44,6 +44,9 @@ class Replication:
     _log: tuple = None        # the follow-up's stage changes (lead, stage, time, reason lists)
     _horizon: float = 0.0
     _events: pd.DataFrame | None = None
+    breaches: int = 0         # first touches still waiting at their SLA deadline (with routing.on_breach)
+    escalated: int = 0        # of those, moved to another team (routing.on_breach = escalate)
+    other_pools: dict | None = None  # statistics of teams without KPIs of their own ("overflow")
 
     @property
     def events(self) -> pd.DataFrame:
@@ -199,7 +202,8 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
         u_touch=rng["touch"].random((A, passes, n)),
         handle=team.handling_time.sample(rng["handling"], (A, passes, n)),
         handle_ae=(team.ae_handling_time.sample(rng["handling"], (A, passes, n))
-                   if team.escalate_hot_to_ae else None),
+                   if team.escalate_hot_to_ae or (scn.routing.on_breach == "escalate"
+                                                  and scn.routing.escalate_to == "ae") else None),
     )
     follow = _FollowUp(scn, n, score, fit_points, table.thresholds.mql, rng["sales"], rng["nurture"], passes)
     engine = Engine(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow)
@@ -222,9 +226,11 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
     pools = {"sdr": engine.sdr.stats()}
     if engine.ae is not None:
         pools["ae"] = engine.ae.stats()
+    other = {"overflow": engine.overflow.stats()} if engine.overflow is not None else None
     engine.release()
     follow.engine = None
-    return Replication(leads_out, episodes, pools, engine.reassigned, follow.log, horizon)
+    return Replication(leads_out, episodes, pools, engine.reassigned, follow.log, horizon,
+                       breaches=engine.breaches, escalated=engine.escalated, other_pools=other)
 
 
 def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
@@ -240,7 +246,7 @@ def _episodes_frame(ep: Episodes, clock: BusinessClock) -> pd.DataFrame:
             "attempts": np.asarray(c["attempts"], dtype=np.int16),
             "outcome": labels(("open", "qualified", "not_qualified", "unreached"), np.asarray(c["outcome"], dtype=np.int8)),
             "done_at": np.asarray(c["done_at"], dtype=float),
-            "pool": labels(("sdr", "ae"), np.asarray(c["pool"], dtype=np.int8)),
+            "pool": labels(("sdr", "ae", "overflow"), np.asarray(c["pool"], dtype=np.int8)),
         }
     )
     df["response_minutes"] = df["first_touch"] - df["entered"]

@@ -163,6 +163,7 @@ class Shift(Strict):
     days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]
     start_hour: Annotated[float, Field(ge=0, le=24)] = 9.0
     end_hour: Annotated[float, Field(ge=0, le=48)] = 18.0
+    holidays: list[date] = []  # this shift's own days off, on top of the calendar's holidays
 
     @model_validator(mode="after")
     def _order(self):
@@ -185,6 +186,9 @@ class Team(Strict):
     ae_handling_time: Duration = Duration(dist="lognormal", mean_minutes=30.0, cv=0.4)
     escalate_hot_to_ae: bool = False
     unlimited: bool = False  # infinite SDRs: every lead is touched on arrival (a test case)
+    # An overflow pool (a manager, a backup team) on the calendar's hours, handling like
+    # an SDR; it takes the leads escalated on an SLA breach (routing.escalate_to).
+    overflow_people: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _shifts(self):
@@ -210,8 +214,18 @@ class Routing(Strict):
     """How leads reach SDRs: ``fifo`` (one shared queue), ``priority`` (Hot before MQL,
     first-come within a band) or ``round_robin`` (each lead assigned on arrival)."""
 
-    policy: Literal["fifo", "priority", "round_robin"] = "priority"
+    policy: Literal["fifo", "priority", "round_robin", "edf"] = "priority"
     reassign_on_sla_breach: bool = True
+    # What happens when a lead's first touch passes its SLA deadline, in every policy:
+    # None keeps today's rule (round_robin reassigns when reassign_on_sla_breach, other
+    # policies do nothing); "alert" counts the breach only; "reassign" gives the lead to
+    # the next available rep (round_robin: out of its owner's queue into the shared one;
+    # shared queues: to the front); "escalate" moves it to another pool (escalate_to).
+    on_breach: Literal["alert", "reassign", "escalate"] | None = None
+    escalate_to: Literal["ae", "overflow"] = "overflow"
+    # round_robin: assign a new lead only to a rep on duty now and under the cap (else it
+    # waits in the shared queue for the first rep free); False is today's blind rotation.
+    assign_on_duty_only: bool = False
 
 
 class SLA(Strict):
@@ -221,6 +235,11 @@ class SLA(Strict):
     mql_minutes: PosFloat = 240.0
     clock: Literal["business", "wall"] = "business"
     disposition_target_days: PosFloat = 3.0
+    # Whose working hours a business clock counts: the office calendar's, or the owner's
+    # own (a round-robin owner's shift and holidays; the team's hours, the union of its
+    # shifts, while a lead waits in a shared queue). Affects the engine's deadlines (edf,
+    # breach timers); the KPIs measure attainment on the office calendar.
+    schedule: Literal["office", "owner"] = "office"
 
 
 class Scoring(Strict):
@@ -360,6 +379,14 @@ class Economics(Strict):
 
     quarterly_revenue_target: PosFloat = 1_500_000.0
     coverage_target: PosFloat = 4.0
+    # The cost of a policy (DOMAIN.md section 8). Defaults are assumptions to replace
+    # with your own: a fully loaded SDR about $95k a year (US), an AE about $200k; hours
+    # outside 9-18 or on weekends cost a shift premium; gross margin on revenue.
+    sdr_cost_per_year_usd: NonNeg = 95_000.0
+    ae_cost_per_year_usd: NonNeg = 200_000.0
+    paid_hours_per_year: PosFloat = 2080.0
+    off_hours_premium: Annotated[float, Field(ge=0.0, le=2.0)] = 0.15
+    gross_margin: Prob = 0.75
 
 
 class Scenario(Strict):
@@ -379,6 +406,23 @@ class Scenario(Strict):
     conversion: Conversion = Conversion()
     nurture: Nurture = Nurture()
     economics: Economics = Economics()
+
+    @model_validator(mode="after")
+    def _routing_combinations(self):
+        # Combinations of routing and team that have no meaning are refused, not ignored.
+        r, t = self.routing, self.team
+        if t.capacity_cap is not None and r.policy != "round_robin":
+            raise ValueError(
+                f"team.capacity_cap caps the leads each rep owns, and only round_robin gives leads an owner "
+                f"(under {r.policy} any rep takes any waiting attempt); use routing.policy=round_robin or drop the cap")
+        if r.assign_on_duty_only and r.policy != "round_robin":
+            raise ValueError(f"routing.assign_on_duty_only applies to round_robin only; got policy {r.policy}")
+        if r.on_breach == "escalate":
+            if r.escalate_to == "overflow" and t.overflow_people < 1:
+                raise ValueError("routing.on_breach=escalate to overflow needs team.overflow_people >= 1")
+            if r.escalate_to == "ae" and t.aes < 1:
+                raise ValueError("routing.on_breach=escalate to ae needs team.aes >= 1")
+        return self
 
     @model_validator(mode="after")
     def _nested_odds(self):

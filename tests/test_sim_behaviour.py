@@ -254,6 +254,14 @@ ENGINE_CASES = {
         {"name": "early", "people": 3, "start_hour": 7, "end_hour": 15},
         {"name": "late", "people": 2, "start_hour": 13, "end_hour": 21}]},
     "unlimited": {"team.unlimited": True},
+    "edf, reassign on breach": {"routing.policy": "edf", "routing.on_breach": "reassign", "sla.hot_minutes": 5},
+    "priority, escalate to overflow": {"routing.on_breach": "escalate", "team.overflow_people": 1,
+                                       "sla.mql_minutes": 30},
+    "round robin on duty, owner clock, escalate to AE": {
+        "routing.policy": "round_robin", "routing.assign_on_duty_only": True, "sla.schedule": "owner",
+        "routing.on_breach": "escalate", "routing.escalate_to": "ae", "sla.mql_minutes": 60, "team.shifts": [
+            {"name": "early", "people": 3, "start_hour": 7, "end_hour": 15},
+            {"name": "late", "people": 2, "start_hour": 13, "end_hour": 21, "holidays": ["2026-01-23"]}]},
 }
 
 
@@ -281,20 +289,28 @@ SHIFTS = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 15},
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     sdrs=st.integers(1, 6),
-    policy=st.sampled_from(["fifo", "priority", "round_robin"]),
+    policy=st.sampled_from(["fifo", "priority", "round_robin", "edf"]),
     attempts=st.integers(1, 4),
     cap=st.sampled_from([None, 2, 5]),
     sla=st.sampled_from([15, 60, 240]),
     escalate=st.booleans(),
     shifts=st.booleans(),
     unlimited=st.booleans(),
+    on_breach=st.sampled_from([None, "alert", "reassign", "escalate"]),
+    escalate_to=st.sampled_from(["ae", "overflow"]),
+    on_duty_only=st.booleans(),
+    schedule=st.sampled_from(["office", "owner"]),
     seed=st.integers(0, 10_000),
 )
 def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, cap, sla, escalate, shifts, unlimited,
-                                                      seed, monkeypatch):
+                                                      on_breach, escalate_to, on_duty_only, schedule, seed,
+                                                      monkeypatch):
+    rr = policy == "round_robin"
     over = {"calendar.horizon_days": 14, "calendar.warmup_days": 2, "team.sdrs": sdrs, "routing.policy": policy,
-            "team.max_attempts": attempts, "team.capacity_cap": cap, "sla.mql_minutes": sla,
-            "team.escalate_hot_to_ae": escalate, "team.aes": 1, "team.unlimited": unlimited, "seed": seed}
+            "team.max_attempts": attempts, "team.capacity_cap": cap if rr else None, "sla.mql_minutes": sla,
+            "team.escalate_hot_to_ae": escalate, "team.aes": 1, "team.unlimited": unlimited, "seed": seed,
+            "routing.on_breach": on_breach, "routing.escalate_to": escalate_to, "team.overflow_people": 1,
+            "routing.assign_on_duty_only": on_duty_only and rr, "sla.schedule": schedule}
     if shifts:
         over.update({"team.shifts": SHIFTS, "team.sdrs": 3})
     scn = load_scenario(SCENARIOS / "baseline.yaml", over)
@@ -304,6 +320,7 @@ def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, ca
         eager = run_replication(scn, 0)
     pd.testing.assert_frame_equal(lazy.episodes, eager.episodes)
     pd.testing.assert_frame_equal(lazy.leads, eager.leads)
+    assert (lazy.reassigned, lazy.breaches, lazy.escalated) == (eager.reassigned, eager.breaches, eager.escalated)
 
 
 @pytest.mark.parametrize("curve", [

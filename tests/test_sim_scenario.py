@@ -52,7 +52,7 @@ def test_wrong_type(tmp_path):
     ("conversion:\n  qualify_prob: {hot: 0.9, mql: 0.3}\n", r"qualify_prob\[hot\] \(0\.9\) cannot exceed contact_prob"),
     ("arrivals:\n  profile: [1, 2, 3]\n", r"168 non-negative weights"),
     ("team:\n  sdrs: 3\n  shifts: [{people: 2}]\n", r"shifts staff 2 SDRs but sdrs = 3"),
-    ("routing:\n  policy: random\n", r"routing\.policy: Input should be 'fifo', 'priority' or 'round_robin'"),
+    ("routing:\n  policy: random\n", r"routing\.policy: Input should be 'fifo', 'priority', 'round_robin' or 'edf'"),
     ("conversion:\n  rejection_mix: {bad_reason: 1}\n", r"rejection_mix takes reasons among"),
 ])
 def test_rules(tmp_path, text, match):
