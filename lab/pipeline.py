@@ -28,10 +28,9 @@ SLA_REPLICATIONS = 20
 THRESHOLD_REPLICATIONS = 10
 BACKTEST_REPLICATIONS = 8
 SEED = 2026
-#: The refit learns which leads become SQLs (a quarter holds few closed deals), on a
-#: points scale where 15 points double the odds, with cut-offs for what five SDRs can
-#: work (about 400 MQLs a week at the baseline's 50% utilisation and 350 MQLs).
-REFIT_PDO = 15.0
+#: The refit learns which leads become SQLs (a quarter holds few closed deals), on the
+#: default 0-100 scale (the lowest and highest possible totals), with cut-offs for what
+#: five SDRs can work (about 400 MQLs a week at the baseline's 50% utilisation and 350 MQLs).
 SDR_CAPACITY = 400.0
 N_JOBS = 2
 
@@ -63,7 +62,7 @@ def main_jobs(out_dir: str | Path) -> list[Job]:
                                     "seed": SEED, "n_jobs": 1}, stage=0),
         Job("01_refit_scoring", {"export": history, "mapping": mapping,
                                  "previous": str(DATA / "scoring" / "seed_points.yaml"),
-                                 "model_dir": refit, "outcome": "sql", "pdo": REFIT_PDO,
+                                 "model_dir": refit, "outcome": "sql",
                                  "capacity": SDR_CAPACITY, "seed": 0}, name_hint="baseline", stage=1),
         Job("02_fit_funnel", {"history": history, "mapping": mapping, "base_scenario": scenario,
                               "fitted_path": str(runs / "fitted_scenario.yaml"),
