@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
         from lab import notebooks
         from lab.pipeline import main_jobs
 
+        notebooks._output_folder(out)  # a file of that name, or no write permission: say so first
         records = notebooks.run_many(main_jobs(out), out, n_jobs=jobs, progress=sys.stderr.isatty())
         index = notebooks.write_index(out)
         failed = [r for r in records if r.status != "ok"]

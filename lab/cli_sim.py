@@ -30,15 +30,17 @@ def register(app: typer.Typer):
         tables: bool = typer.Option(True, "--tables/--no-tables", help="write the lead export and event log"),
     ):
         """Run one scenario over many replications; write KPIs, summary, leads and events."""
+        from common.files import output_lock
         from sim.experiment import run_scenario
         from sim.output import write_result
         from sim.scenario import load_scenario
 
-        _check(replications, jobs)
+        _check(replications, jobs, seed)
         scn = load_scenario(scenario, set_)
-        res = run_scenario(scn, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
-                           keep_tables=tables)
-        _print_summary(res, write_result(res, out))
+        with output_lock(out):  # checked and held from before the run to the swap
+            res = run_scenario(scn, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
+                               keep_tables=tables)
+            _print_summary(res, write_result(res, out))
 
     @app.command()
     def sweep(
@@ -51,22 +53,26 @@ def register(app: typer.Typer):
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address"),
     ):
         """Compare policies side by side on common random numbers."""
+        from common.files import output_lock
         from sim.experiment import run_sweep
         from sim.output import write_result
         from sim.scenario import load_policies
 
-        _check(replications, jobs)
+        _check(replications, jobs, seed)
         _, scenarios = load_policies(policies, set_)
-        res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
-                        keep_tables="first")
-        _print_summary(res, write_result(res, out))
+        with output_lock(out):
+            res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
+                            keep_tables="first")
+            _print_summary(res, write_result(res, out))
         from sim.mechanism import mechanism_table  # an SLA change alone may move nothing
 
         print("\nwhat each policy changes in the team's work:\n" + mechanism_table(scenarios)["mechanism"].to_string())
 
 
-def _check(replications, jobs):
+def _check(replications, jobs, seed=None):
     if replications is not None and replications < 1:
         raise LabError(f"--replications must be at least 1; got {replications}")
     if jobs < 1:
         raise LabError(f"--jobs must be at least 1; got {jobs}")
+    if seed is not None and seed < 0:
+        raise LabError(f"--seed: a seed must be a non-negative integer (rule: seeds start at 0); got {seed}")

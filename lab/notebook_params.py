@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import yaml
 
-from common.errors import LabError
+from common.errors import LabError, shown
 from common.paths import NOTEBOOKS
 
 # nbformat imports jsonschema, which imports rfc3987_syntax when installed; that compiles
@@ -164,6 +164,43 @@ def _coerce(base: str, optional: bool, value):
     raise ValueError(f"a {base}")
 
 
+# Ranges of the parameters every notebook names the same way: a value outside is refused
+# before anything runs (a notebook would otherwise treat 0 as "use the default").
+RANGES: dict[str, tuple[float | None, float | None, str]] = {  # name -> (low, high, ends: "[]" "()" ...)
+    "replications": (1, None, "[]"),
+    "n_jobs": (1, None, "[]"),
+    "seed": (0, None, "[]"),
+    "horizon_days": (1, 3660, "[]"),
+    "holdout": (0, 1, "()"),
+    "capacity": (0, None, "[]"),
+    "pdo": (0, None, "[]"),
+    "current_mql": (0, None, "[]"),
+    "hot_offset": (0, None, "[]"),
+    "nurture_offset": (0, None, "[]"),
+    "min_sla_hot": (0, 1, "[]"),
+    "min_sla": (0, 1, "[]"),
+    "max_utilisation": (0, 1, "(]"),
+}
+
+
+def _check_range(name: str, value) -> None:
+    """Raise ValueError with the rule when a known parameter is out of its range."""
+    import math
+
+    if name not in RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, ends = RANGES[name]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a finite number")
+    below = low is not None and (value < low or (ends[0] == "(" and value == low))
+    above = high is not None and (value > high or (ends[1] == ")" and value == high))
+    if not (below or above):
+        return
+    lo = f"{'above' if ends[0] == '(' else 'at least'} {low:g}"
+    hi = f"{'below' if ends[1] == ')' else 'at most'} {high:g}" if high is not None else ""
+    raise ValueError(f"{lo} and {hi}" if hi else lo)
+
+
 def validate_parameters(path: str | Path, params: dict,
                         declared: dict[str, Param] | None = None) -> dict:
     """Check ``params`` against the notebook's ``parameters`` cell and coerce them.
@@ -194,8 +231,9 @@ def validate_parameters(path: str | Path, params: dict,
         base, optional = _base_type(declared[name])
         try:
             values[name] = _coerce(base, optional, value)
+            _check_range(name, values[name])
         except ValueError as exc:
-            problems.append(f"parameter '{name}' must be {exc}, got {value!r}")
+            problems.append(f"parameter '{name}' must be {exc}, got {shown(value)}")
     if problems:
         raise LabError(f"{path.name}: {'; '.join(problems)}. "
                        f"Accepted parameters: {signature(declared)}")

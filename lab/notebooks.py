@@ -149,6 +149,25 @@ def _kernel_manager_class():
     return _MANAGER[0]
 
 
+def _output_folder(out_dir: str | Path) -> Path:
+    """The report folder, made if missing; a file of that name or an unwritable place is
+    one ``LabError`` before anything runs."""
+    from common.files import os_problem
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LabError(f"{out_dir}: exists and is a file, not a report folder (rule: --out names a folder; "
+                       f"choose another name or remove the file)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise LabError(f"{out_dir}: cannot write reports here: {os_problem(exc)}") from None
+    return out_dir.resolve()
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")[:60] or "default"
 
@@ -219,8 +238,7 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
     path = resolve_notebook(path)
     declared = notebook_parameters(path)
     values = validate_parameters(path, params or {}, declared)
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _output_folder(out_dir)
     scenario = parameter_value(declared, values, "scenario")
     hint = _slug(name_hint or (Path(str(scenario)).stem if scenario else "default"))
     run_id, part = _claim(out_dir, path.stem, hint)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,6 +25,16 @@ from sim.scenario import Scenario
 
 
 SCHEDULER_TIMEOUT_S = 10
+
+# Peak memory of one replication, measured (``ru_maxrss``, 1e4 to 1e6 leads; see
+# ``estimate_memory``): a fixed part, plus per lead a base, a part per attempt and pass
+# through the queue (the touch and handling draws) and a part per pass.
+MEMORY_BASE_BYTES = 250 * 2**20
+BYTES_PER_LEAD = 1100
+BYTES_PER_LEAD_ATTEMPT_PASS = 100
+BYTES_PER_LEAD_PASS = 80
+BYTES_PER_KEPT_LEAD = 1500      # lead and event tables kept for the output
+BYTES_PER_REPLICATION_ROW = 8 * 2**10  # one KPI row and its task
 
 
 @dataclass
@@ -76,6 +87,82 @@ class SweepResult:
         return wide.loc[order, list(self.scenarios)]
 
 
+def expected_leads(scn: Scenario) -> float:
+    """Leads a replication of ``scn`` creates on average (Poisson arrivals)."""
+    return scn.arrivals.leads_per_week * scn.calendar.horizon_days / 7.0
+
+
+def replication_bytes(scn: Scenario) -> float:
+    """Estimated peak memory of one replication of ``scn`` (bytes)."""
+    passes = 1 + scn.nurture.max_reentries
+    per_lead = (BYTES_PER_LEAD + BYTES_PER_LEAD_ATTEMPT_PASS * scn.team.max_attempts * passes
+                + BYTES_PER_LEAD_PASS * passes)
+    n = expected_leads(scn)
+    return n * per_lead + 6 * n**0.5 * per_lead  # the mean plus six standard deviations
+
+
+def available_memory() -> float:
+    """Memory the system can give now (bytes): MemAvailable on Linux, else physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return float("inf")
+
+
+def _size(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if b < 1024 or unit == "PiB":
+            return f"{b:,.1f} {unit}" if b < 1e6 else f"{b:.3g} {unit}"
+        b /= 1024
+    return f"{b:.3g} PiB"  # pragma: no cover
+
+
+def estimate_memory(scenarios: dict[str, Scenario], replications: int | None = None, n_jobs: int = 1,
+                    keep_tables: bool | str = False, scheduler: str | None = None,
+                    limit: float | None = None) -> float:
+    """Refuse, before anything is allocated, a run that would not fit in memory.
+
+    The estimate is the largest replication times the replications held at once (one per
+    local worker), plus the tables kept for the output and one KPI row per replication.
+    A dask cluster runs replications on its own workers, so only the kept tables count.
+
+    Returns the estimate (bytes); raises ``LabError`` naming the scenario, the field that
+    drives the size, the estimate and the memory available.
+    """
+    limit = available_memory() if limit is None else limit
+    tasks = {name: (replications or s.replications) for name, s in scenarios.items()}
+    total_tasks = sum(tasks.values())
+    worst = max(scenarios, key=lambda k: replication_bytes(scenarios[k]))
+    scn = scenarios[worst]
+    at_once = 0 if scheduler else min(max(n_jobs, 1), total_tasks)
+    kept = 0.0
+    for name, s in scenarios.items():
+        copies = tasks[name] if keep_tables is True else (1 if keep_tables else 0)
+        kept += copies * expected_leads(s) * BYTES_PER_KEPT_LEAD
+    need = (MEMORY_BASE_BYTES * max(at_once, 1) + at_once * replication_bytes(scn) + kept
+            + total_tasks * BYTES_PER_REPLICATION_ROW)
+    if need > limit:
+        source = getattr(scn, "_source", None) or f"scenario '{worst}'"
+        n = expected_leads(scn)
+        if at_once * replication_bytes(scn) >= kept + total_tasks * BYTES_PER_REPLICATION_ROW:
+            field, value = "arrivals.leads_per_week", f"{scn.arrivals.leads_per_week:g}"
+        else:
+            field, value = "replications", f"{total_tasks:,} replications in all"
+        raise LabError(
+            f"{source}: {field}: this run would need about {_size(need)} of memory "
+            f"({n:.3g} leads per replication over horizon_days={scn.calendar.horizon_days}, "
+            f"{total_tasks:,} replication(s), {max(at_once, 1)} at once; rule: the estimate must fit in the "
+            f"{_size(limit)} available); got {value}")
+    return need
+
+
 def run_sweep(scenarios: dict[str, Scenario], replications: int | None = None, seed: int | None = None,
               n_jobs: int = 1, scheduler: str | None = None, keep_tables: bool | str = False,
               progress: bool = True) -> SweepResult:
@@ -89,6 +176,9 @@ def run_sweep(scenarios: dict[str, Scenario], replications: int | None = None, s
     scheduler : address of a dask.distributed scheduler ("tcp://host:8786").
     keep_tables : keep lead and event tables (True: all, "first": first replication only).
     """
+    if seed is not None and seed < 0:
+        raise LabError(f"--seed: a seed must be a non-negative integer; got {seed}")
+    estimate_memory(scenarios, replications, n_jobs, keep_tables, scheduler)
     tasks = []
     for name, scn in scenarios.items():
         reps = replications or scn.replications

@@ -15,15 +15,16 @@ from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from common.errors import LabError, validation_message
+from common.errors import LabError, shown, validation_message
 from common.files import read_yaml
 from common.paths import ROOT
 
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-PosFloat = Annotated[float, Field(gt=0.0)]
-NonNeg = Annotated[float, Field(ge=0.0)]
+# Finite numbers only: YAML reads '.inf' and '.nan' as floats, which no field means.
+Prob = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 BANDS_ROUTED = ("hot", "mql")
 REASONS = ("not_icp", "no_intent", "no_timing", "wrong_role", "blocker")
 SEGMENTS = ("smb", "mid", "enterprise")
@@ -246,9 +247,9 @@ class Scoring(Strict):
     """The points table scoring each lead, and the band cut-offs (override its own)."""
 
     points_table: str = "data/scoring/seed_points.yaml"
-    hot: float | None = None
-    mql: float | None = None
-    nurture: float | None = None
+    hot: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    mql: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    nurture: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class Channel(Strict):
@@ -406,6 +407,7 @@ class Scenario(Strict):
     conversion: Conversion = Conversion()
     nurture: Nurture = Nurture()
     economics: Economics = Economics()
+    _source: str = PrivateAttr("<scenario>")  # the file (and option) it came from, for messages
 
     @model_validator(mode="after")
     def _routing_combinations(self):
@@ -443,7 +445,15 @@ class Scenario(Strict):
         if not path.is_absolute():
             candidates = [(base_dir or ROOT) / path, ROOT / path]
             path = next((p for p in candidates if p.exists()), candidates[-1])
-        table = PointsTable.load(path)
+        try:
+            table = PointsTable.load(path)
+        except Exception as exc:  # missing, unreadable or malformed: name the scenario's field
+            problem = str(exc).removeprefix(f"{path}: ") if isinstance(exc, LabError) else \
+                f"cannot read the points table ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+            hint = f" (relative paths start at {base_dir or ROOT})" if not Path(self.scoring.points_table).is_absolute() \
+                and not path.exists() else ""
+            raise LabError(f"{self._source}: scoring.points_table: {problem}{hint}; "
+                           f"got {shown(self.scoring.points_table)}") from None
         th = table.thresholds
         table.thresholds = Thresholds(
             hot=th.hot if self.scoring.hot is None else self.scoring.hot,
@@ -461,11 +471,12 @@ def _format_errors(exc: ValidationError, source: str) -> str:
 def parse_override(text: str) -> tuple[str, object]:
     """``team.sdrs=8`` -> ("team.sdrs", 8); the value is read as YAML."""
     if "=" not in text:
-        raise LabError(f"override '{text}' must look like field.path=value (for example team.sdrs=8)")
+        raise LabError(f"--set {text}: override must look like field.path=value (for example team.sdrs=8); "
+                       f"got {shown(text)}")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise LabError(f"override '{text}' has no field name before '='")
+        raise LabError(f"--set {text}: override has no field name before '='; got {shown(text)}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -489,7 +500,15 @@ def apply_overrides(doc: dict, overrides: dict[str, object], source: str = "over
                         f"{sorted(model.model_fields)}"
                     )
                 ann = model.model_fields[part].annotation
-                model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+                model = _model_of(ann)
+                if model is None and i < len(parts) - 1 and not _is_mapping(ann):
+                    here = ".".join(parts[: i + 1])
+                    raise LabError(f"{source}: {here} is a single value or a list, it has no field "
+                                   f"{parts[i + 1]!r} (rule: name a field, or set the whole value); got {key!r}")
+            if not isinstance(node, dict):
+                here = ".".join(parts[:i])
+                raise LabError(f"{source}: {here} holds {shown(node)}, not fields (rule: name a field, or set "
+                               f"the whole value); got {key!r}")
             if i == len(parts) - 1:
                 node[part] = value
             else:
@@ -503,24 +522,74 @@ def apply_overrides(doc: dict, overrides: dict[str, object], source: str = "over
     return doc
 
 
-def build_scenario(doc: dict | None = None, overrides: dict | None = None, source: str = "<scenario>") -> Scenario:
-    """Validate a scenario dict (plus dotted overrides) into a ``Scenario``."""
-    doc = doc or {}
+def _model_of(ann):
+    """The scenario section a field holds (``Team``, or ``Team | None``), else None."""
+    for t in (ann, *getattr(ann, "__args__", ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
+def _is_mapping(ann) -> bool:
+    """Whether a field is a dict (``--set conversion.win_prob.smb=0.3`` reaches inside)."""
+    import typing
+
+    return any(t is dict or typing.get_origin(t) is dict for t in (ann, *getattr(ann, "__args__", ())))
+
+
+def _parse_overrides(overrides) -> tuple[dict, dict]:
+    """Overrides as a dict, and the option each came from (``--set k=v``) for messages."""
+    if isinstance(overrides, (list, tuple)):
+        pairs = [(o, parse_override(o)) for o in overrides]
+        return {k: v for _, (k, v) in pairs}, {k: f"--set {o}" for o, (k, _) in pairs}
+    return dict(overrides or {}), {}
+
+
+def build_scenario(doc: dict | None = None, overrides: dict | None = None, source: str = "<scenario>",
+                   labels: dict[str, str] | None = None) -> Scenario:
+    """Validate a scenario dict (plus dotted overrides) into a ``Scenario``.
+
+    ``labels`` names where each override came from (``--set team.sdrs=8``): a problem
+    with an overridden field blames that option, others blame ``source``."""
+    doc = {} if doc is None else doc
     if not isinstance(doc, dict):
         raise LabError(f"{source}: a scenario must be a mapping of fields; got {type(doc).__name__}")
-    if overrides:
-        doc = apply_overrides(doc, overrides, source=f"{source} (override)")
+    labels = labels or {}
+    overrides = dict(overrides or {})
+
+    def blame(key):
+        return labels.get(key, f"{source} (override)")
+
+    for key, value in overrides.items():
+        doc = apply_overrides(doc, {key: value}, source=blame(key))
+
+    def where(loc: tuple) -> str:
+        path = tuple(str(p) for p in loc)
+        for key in reversed(list(overrides)):
+            parts = tuple(key.split("."))
+            if path[: len(parts)] == parts:
+                return blame(key)
+            if parts[: len(path)] == path and path:
+                return f"{source} with {blame(key)}"
+        return source
+
     try:
-        return Scenario.model_validate(doc)
+        scn = Scenario.model_validate(doc)
     except ValidationError as exc:
-        raise LabError(_format_errors(exc, source)) from None
+        raise LabError(_format_errors(exc, where)) from None
+    scn._source = source
+    return scn
 
 
 def load_scenario(path: str | Path, overrides: dict | list[str] | None = None) -> Scenario:
-    """Read a scenario YAML file; ``overrides`` is a dict or a list of ``k=v`` strings."""
-    if isinstance(overrides, (list, tuple)):
-        overrides = dict(parse_override(o) for o in overrides)
-    return build_scenario(read_yaml(path), overrides, source=str(path))
+    """Read a scenario YAML file; ``overrides`` is a dict or a list of ``k=v`` strings
+    (a problem with one of those blames its ``--set`` option). An empty file is refused;
+    the points table is read now, so that a bad one is named before anything runs."""
+    overrides, labels = _parse_overrides(overrides)
+    scn = build_scenario(read_yaml(path, allow_empty=False, what="scenario file"), overrides,
+                         source=str(path), labels=labels)
+    scn.points_table()
+    return scn
 
 
 class Policy(Strict):
@@ -552,19 +621,26 @@ def load_policies(path: str | Path, overrides: dict | list[str] | None = None) -
     """Read a policy file; return it and one validated scenario per policy (in order)."""
     path = Path(path)
     try:
-        pset = PolicySet.model_validate(read_yaml(path))
+        pset = PolicySet.model_validate(read_yaml(path, allow_empty=False, what="policy file"))
     except ValidationError as exc:
         raise LabError(_format_errors(exc, str(path))) from None
     base_path = (path.parent / pset.base) if not Path(pset.base).is_absolute() else Path(pset.base)
-    base_doc = read_yaml(base_path)
-    if isinstance(overrides, (list, tuple)):
-        overrides = dict(parse_override(o) for o in overrides)
-    scenarios = {}
+    if not base_path.exists():
+        raise LabError(f"{path}: base: scenario file not found (rule: a path relative to the policy "
+                       f"file's folder); got {shown(pset.base)}")
+    base_doc = read_yaml(base_path, allow_empty=False, what="scenario file")
+    overrides, labels = _parse_overrides(overrides)
+    scenarios, tables = {}, set()
     for pol in pset.policies:
-        merged = {**(overrides or {}), **pol.set}
+        source = f"{path} (policy '{pol.name}')"
+        merged = {**overrides, **pol.set}
         if pset.replications is not None:
             merged.setdefault("replications", pset.replications)
-        scn = build_scenario(base_doc, merged, source=f"{path} (policy '{pol.name}')")
+        scn = build_scenario(base_doc, merged, source=source,
+                             labels={**labels, **{k: source for k in pol.set}})
         scn.name = pol.name
+        if scn.scoring.points_table not in tables:  # a bad table is named before anything runs
+            scn.points_table()
+            tables.add(scn.scoring.points_table)
         scenarios[pol.name] = scn
     return pset, scenarios
