@@ -116,6 +116,84 @@ def _interrupted(signum) -> int:
     return 128 + (signum or signal.SIGINT)
 
 
+def _value_of(param, argv: list[str]) -> str | None:
+    """The value the user gave for ``param`` on the command line, for the message."""
+    opts = list(getattr(param, "opts", []) or []) + list(getattr(param, "secondary_opts", []) or [])
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if arg == opt and i + 1 < len(argv):
+                return argv[i + 1]
+            if opt.startswith("--") and arg.startswith(opt + "="):
+                return arg[len(opt) + 1:]
+    return None
+
+
+def _click():
+    """The exceptions of the click Typer runs on (recent Typer versions carry their own
+    copy of click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def usage_message(exc, argv: list[str]) -> str:
+    """Click's usage error as one line: the option, the rule and the value given."""
+    click = _click()
+    param = getattr(exc, "param", None)
+    text = " ".join(exc.format_message().split())
+    if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) and param is not None:
+        import re
+
+        hint = " / ".join(getattr(param, "opts", []) or []) or (param.name or "value").upper()
+        value = _value_of(param, argv)
+        text = re.sub(r"^Invalid value for [^:]*: ", "", text)
+        got = f"; got {value!r}" if value is not None else ""
+        return f"{hint}: {text.rstrip('.')}{got}"
+    command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "lab"
+    return f"{command}: {text.rstrip('.')} (see '{command} --help')"
+
+
+class _Signals:
+    """SIGINT and SIGTERM stop the run through ``KeyboardInterrupt`` (so every ``finally``
+    and clean-up runs); the signal is remembered for the one-line message."""
+
+    def __init__(self):
+        self.got = None
+        self.saved = {}
+
+    def _handler(self, signum, frame):
+        self.got = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[sig] = signal.signal(sig, self._handler)
+            except (ValueError, OSError):  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _interrupted(signum) -> int:
+    import signal
+
+    name = signal.Signals(signum).name if signum else "SIGINT"
+    print(f"error: interrupted by {name}: the run stopped; outputs are swapped in whole or not at all, "
+          f"so no partial output was left and any previous output is as it was", file=sys.stderr)
+    return 128 + (signum or signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input becomes one message on stderr and exit code 2 (a usage
     error too, with the option and the value given); an interrupt (Ctrl-C, SIGTERM) one
