@@ -8,7 +8,6 @@ a single outcome class.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from calibration.mapping import (
 )
 from common.errors import LabError
 
-_DMY = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})(?:[ T].*)?$")
 #: Targets a user may ask for besides the mapping's own success values.
 STAGE_TARGETS = {"mql": "mql_at", "sal": "sal_at", "sql": "sql_at", "opportunity": "opportunity_at"}
 
@@ -47,6 +45,13 @@ class LeadData:
     numeric: list[str]
     categorical: list[str]
     post_outcome: list[str]
+    #: Multi-table exports: what joined and what did not (``calibration.joins``).
+    joins: object = None
+    #: Lab date columns that are naive local wall-clock (no offset, no declared time
+    #: zone); None: unknown (a one-table export: the caller looks at the raw file).
+    local_dates: set | None = None
+    #: Rows flagged by the export checks, one line each (see ``check_export``).
+    flags: list = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -129,15 +134,14 @@ def read_table(path: str | Path, placeholders=()) -> pd.DataFrame:
     try:
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
-        if suffix in {".csv", ".txt", ".gz"}:
-            # The pyarrow parser is multi-threaded and reads ISO timestamps natively: a
-            # million-lead export in seconds instead of half a minute.
-            try:
-                return pd.read_csv(path, engine="pyarrow", na_values=list(placeholders) or None)
-            except pd.errors.EmptyDataError:
-                raise
-            except Exception:  # anything pyarrow cannot read, the C parser may
-                return pd.read_csv(path, low_memory=False, na_values=list(placeholders) or None)
+        if suffix in {".csv", ".txt", ".gz", ".tsv"}:
+            # Any common encoding and dialect (calibration.csvread); plain UTF-8 CSV
+            # takes pyarrow's multi-threaded parser.
+            from calibration.csvread import read_csv_any
+
+            if path.stat().st_size == 0:
+                raise pd.errors.EmptyDataError
+            return read_csv_any(path, na_values=list(placeholders) or None)[0]
     except pd.errors.EmptyDataError:
         raise LabError(f"{path}: the export is empty (rule: at least one lead row)") from None
     except (ValueError, OSError) as exc:
@@ -145,23 +149,90 @@ def read_table(path: str | Path, placeholders=()) -> pd.DataFrame:
     raise LabError(f"{path}: unknown export format '{suffix}'; use .csv or .parquet")
 
 
-def import_export(path: str | Path, mapping: str | Path | Mapping) -> LeadData:
-    """Read, rename, clean and validate an export. See the module docstring for checks."""
+def _tables_sha256(path, mapping: Mapping) -> str:
+    from calibration.joins import table_path
+
+    h = hashlib.sha256()
+    for spec in mapping.tables.values():
+        h.update(file_sha256(table_path(path, spec)).encode())
+    return h.hexdigest()
+
+
+def check_export(df: pd.DataFrame, mapping: Mapping, src: str, as_of=None) -> list[str]:
+    """Checks a CRM export must pass; each problem is one line naming the file, column,
+    row, rule and value. Refused: a negative amount, a date after the export's date
+    (``as_of``: the mapping's ``as_of``, default now), a close date before the
+    opportunity date. Flagged (returned): close dates of still-open leads, which CRMs
+    fill with the *expected* close date - they are cleared, not read as closings."""
+    flags = []
+    if "amount" in df:
+        neg = (df["amount"] < 0).fillna(False).to_numpy()
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise LabError(f"{src}: amount, row {i + 1}: an amount cannot be negative ({int(neg.sum())} such "
+                           f"row(s)); got {float(df['amount'].iloc[i]):g}")
+    if "closed_at" in df and "_outcome_kind" in df:
+        open_ = (df["_outcome_kind"] == "open") & df["closed_at"].notna()
+        if open_.any():
+            i = int(np.flatnonzero(open_.to_numpy())[0])
+            flags.append(f"{src}: closed_at, row {i + 1}: a close date on a lead still open is an expected date, "
+                         f"not a closing; cleared on {int(open_.sum())} row(s); got {df['closed_at'].iloc[i]}")
+            df.loc[open_, "closed_at"] = pd.NaT
+    limit = pd.Timestamp(as_of or mapping.as_of or pd.Timestamp.now(tz="UTC").tz_localize(None)) + pd.Timedelta(days=1)
+    for col in DATES:
+        if col in df and pd.api.types.is_datetime64_any_dtype(df[col]):
+            late = (df[col] > limit).fillna(False).to_numpy()
+            if late.any():
+                i = int(np.flatnonzero(late)[0])
+                raise LabError(f"{src}: {col}, row {i + 1}: a date after the export's date {limit.date()} "
+                               f"(rule: no future dates; {int(late.sum())} such row(s); set as_of in the mapping "
+                               f"if the export is dated); got {df[col].iloc[i]}")
+    if "closed_at" in df and "opportunity_at" in df:
+        neg = ((df["closed_at"] - df["opportunity_at"]) < pd.Timedelta(0)).fillna(False).to_numpy()
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise LabError(f"{src}: closed_at, row {i + 1}: closed before the opportunity opened "
+                           f"({df['opportunity_at'].iloc[i]}) (rule: durations are not negative; "
+                           f"{int(neg.sum())} such row(s)); got {df['closed_at'].iloc[i]}")
+    return flags
+
+
+def import_export(path: str | Path, mapping: str | Path | Mapping, as_of=None) -> LeadData:
+    """Read, rename, clean and validate an export (a file, or for a multi-table mapping
+    the folder holding its tables). See the module docstring for checks."""
     mapping = load_mapping(mapping)
-    raw = read_table(path, mapping.placeholders)
-    src = str(path)
+    joins, local = None, None
+    if mapping.tables:
+        from calibration.joins import assemble, table_path
+
+        raw, joins, local_raw = assemble(path, mapping)
+        main = mapping.tables[mapping.main_table]
+        src = str(table_path(path, main))
+        sha = _tables_sha256(path, mapping)
+    else:
+        raw = read_table(path, mapping.placeholders)
+        src = str(path)
+        sha = None
     if len(raw) == 0:
         raise LabError(f"{src}: the export is empty (rule: at least one lead row)")
     missing = [c for c in mapping.required if c not in raw.columns]
     if missing:
         raise LabError(f"{src}: missing required column(s) {missing} (named in mapping {mapping.source}); "
                        f"the export has {list(raw.columns)[:12]}{' ...' if raw.shape[1] > 12 else ''}")
-    if ID not in mapping.columns.values():
+    if ID not in [lab for _, lab in mapping.renames]:
         raise LabError(f"{mapping.source}: field 'columns': no export column is mapped to '{ID}'")
     post = [c for c in mapping.post_outcome if c in raw.columns]
     keep = list(dict.fromkeys([*mapping.required, *post]))
     df = _clear_placeholders(raw[keep], mapping.placeholders)
+    extra = {lab: df[c] for c, lab in mapping.renames if lab != mapping.lab_name(c)}
     df = df.rename(columns={c: mapping.lab_name(c) for c in keep})
+    for lab, s in extra.items():  # one export column feeding several lab columns
+        df[lab] = s.to_numpy()
+    for lab in mapping.derived:
+        df[lab] = _clear_placeholders(raw[[lab]], mapping.placeholders)[lab].to_numpy()
+    if mapping.tables:
+        local = {lab for c, lab in mapping.renames if c in local_raw or f"{mapping.main_table}.{c}" in local_raw}
+        local |= {lab for lab in mapping.derived if lab in local_raw}
     for col, table in mapping.values.items():
         col = mapping.lab_name(col)
         if col in df:
@@ -183,9 +254,11 @@ def import_export(path: str | Path, mapping: str | Path | Mapping) -> LeadData:
     for col in categorical:
         df[col] = df[col].astype("string").str.strip().astype(object).where(df[col].notna(), None)
     df["_outcome_kind"] = _outcome_kinds(df[OUTCOME], mapping, src)
+    flags = check_export(df, mapping, f"{src}: {mapping.main_table}" if mapping.tables else src, as_of=as_of)
     ignore = {mapping.lab_name(c) for c in mapping.ignore}
     return LeadData(
-        frame=df, mapping=mapping, source=src, sha256=file_sha256(path),
+        frame=df, mapping=mapping, source=src, sha256=sha or file_sha256(path), joins=joins,
+        local_dates=local, flags=flags,
         numeric=[c for c in lab_numeric + extra_numeric if c not in ignore],
         categorical=[c for c in categorical if c not in ignore],
         post_outcome=post + [c for c in NON_FEATURES if c in df and c != OUTCOME],
@@ -227,55 +300,11 @@ def _check_ids(df: pd.DataFrame, src: str):
 
 def parse_dates(s: pd.Series, col: str, src: str, date_format: str | None = None,
                 dayfirst: bool | None = None) -> pd.Series:
-    """Parse a date column to UTC-naive timestamps.
+    """Parse a date column to UTC-naive timestamps (``calibration.dates``: ISO 8601 as
+    is; day/month order decided from the data or refused with the rows that prove it)."""
+    from calibration.dates import parse_date_column
 
-    ISO 8601 (with or without time and offset) is read as is. Day/month/year-like text
-    (``03/04/2024``) is read only when the order is certain: a first number above 12
-    proves day-first, a second above 12 proves month-first; when every value could be
-    either, the column is refused with a hint to set ``date_format`` or ``dayfirst``.
-    """
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return _utc_naive(s)
-    present = s.notna().to_numpy()
-    text = s.astype("string")
-    if date_format:
-        out = pd.to_datetime(text, format=date_format, errors="coerce", utc=True)
-        return _utc_naive(_refuse_unparsed(out, text, present, col, src, f"date_format {date_format!r}"))
-    out = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    left = present & out.isna().to_numpy()
-    if left.any():
-        sub = text[left]
-        parts = sub.str.extract(_DMY)
-        dmy = parts[0].notna().to_numpy()
-        if dmy.any():
-            a, b = parts[0].astype(float)[dmy], parts[1].astype(float)[dmy]
-            first = dayfirst
-            if first is None:
-                if (a > 12).any() and (b > 12).any():
-                    i = sub.index[dmy][int(np.argmax((b > 12).to_numpy()))]
-                    raise LabError(f"{src}: column '{col}', row {s.index.get_loc(i) + 1}: dates mix day-first "
-                                   f"and month-first order (value {s[i]!r}); set date_format in the mapping")
-                if not (a > 12).any() and not (b > 12).any():
-                    i = sub.index[dmy][0]
-                    raise LabError(f"{src}: column '{col}', row {s.index.get_loc(i) + 1}: ambiguous date "
-                                   f"{s[i]!r} could be day/month or month/day (rule: no value proves the "
-                                   "order); set date_format (e.g. '%d/%m/%Y') or dayfirst in the mapping")
-                first = bool((a > 12).any())
-            idx = sub.index[dmy]
-            out.loc[idx] = pd.to_datetime(text[idx], dayfirst=first, format="mixed", errors="coerce", utc=True)
-        rest = sub.index[~dmy]
-        if len(rest):
-            out.loc[rest] = pd.to_datetime(text[rest], format="mixed", errors="coerce", utc=True)
-    return _utc_naive(_refuse_unparsed(out, text, present, col, src, "ISO 8601 or day/month/year"))
-
-
-def _refuse_unparsed(out, text, present, col, src, rule):
-    bad = present & out.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise LabError(f"{src}: column '{col}', row {i + 1}: unparseable date {text.iloc[i]!r} "
-                       f"(rule: {rule}; {int(bad.sum())} such value(s)); set date_format in the mapping")
-    return out
+    return parse_date_column(s, f"{src}: column '{col}'", date_format, dayfirst)[0]
 
 
 def _utc_naive(s: pd.Series) -> pd.Series:
