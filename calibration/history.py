@@ -44,13 +44,21 @@ import yaml
 from scipy import optimize, special
 
 from common.errors import LabError
-from common.intervals import (LEVEL, clip_interval, exponential_mean_interval, mean_interval, normal_quantile,
-                              poisson_rate_interval, proportion_interval, quantile_interval, sd_interval, small_n,
-                              t_half_width)
+from common.intervals import (LEVEL, SMALL_N, clip_interval, exponential_mean_interval, mean_interval,
+                              normal_quantile, poisson_rate_interval, proportion_interval, quantile_interval,
+                              sd_interval, small_n, t_half_width)
 from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
 
 MIN_PER_DAY = 1440.0
 Z = normal_quantile(LEVEL)  # normal quantile of the decay fit's Wald intervals (the helper's z for LEVEL)
+#: Pseudo-records pulling a rate fitted from few records toward its pooled value.
+PRIOR_N = 10.0
+#: The export columns each fitted quantity needs (for the fit report's reasons).
+NEEDS = {"sal_accept": ("mql_at", "sal_at"), "sql_to_opportunity": ("sql_at", "opportunity_at"),
+         "win": ("opportunity_at", "closed_at"), "no_decision": ("opportunity_at", "closed_at"),
+         "days_to_close": ("opportunity_at", "closed_at"), "deal_size_median": ("opportunity_at", "amount"),
+         "deal_size_sigma": ("opportunity_at", "amount"), "disposition_days": ("first_response_at", "sal_at"),
+         "sql_to_opportunity_days": ("sql_at", "opportunity_at")}
 TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
          "opportunity_at", "closed_at")
 
@@ -74,8 +82,9 @@ def _raw_has_offset(path: Path, column: str) -> bool:
     return bool(txt.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})\s*$", regex=True).any())
 
 
-def to_local(frame: pd.DataFrame, tz: str, aware: bool = True) -> pd.DataFrame:
-    """Date columns as naive local wall-clock timestamps (the simulator's clock)."""
+def to_local(frame: pd.DataFrame, tz: str, aware: bool = True, local: set | None = None) -> pd.DataFrame:
+    """Date columns as naive local wall-clock timestamps (the simulator's clock).
+    ``local``: columns already on local wall-clock time (the others are UTC-naive)."""
     out = frame.copy()
     for col in TIMES:
         if col not in out:
@@ -83,7 +92,7 @@ def to_local(frame: pd.DataFrame, tz: str, aware: bool = True) -> pd.DataFrame:
         s = out[col]
         if isinstance(s.dtype, pd.DatetimeTZDtype):
             out[col] = s.dt.tz_convert(tz).dt.tz_localize(None)
-        elif aware:  # UTC-naive from the importer
+        elif (col not in local) if local is not None else aware:  # UTC-naive from the importer
             out[col] = s.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
     return out
 
@@ -96,17 +105,27 @@ def read_history(export, mapping, tz: str) -> tuple[pd.DataFrame, object]:
     path = Path(export)
     data = import_export(path, mapping)
     df = data.frame
-    for col in ("created_at", "mql_at"):
+    for col in ("created_at",):
         if col not in df:
             raise LabError(f"{path}: column '{col}' is needed to fit a scenario (rule: map an export "
                            f"column to '{col}' in {data.mapping.source})")
-    src_col = next((k for k, v in data.mapping.columns.items() if v == "created_at"), "created_at")
-    df = to_local(df, tz, aware=_raw_has_offset(path, src_col))
+    if data.local_dates is not None:  # a multi-table export: the importer knows each column's clock
+        df = to_local(df, tz, local=data.local_dates)
+    else:
+        src_col = next((k for k, v in data.mapping.renames if v == "created_at"), "created_at")
+        df = to_local(df, tz, aware=_raw_has_offset(path, src_col))
     bad = df["created_at"].isna().to_numpy()
-    if bad.any():
+    if bad.any() and (bad.all() or data.mapping.tables == {}):
         i = int(np.flatnonzero(bad)[0])
         raise LabError(f"{path}: column 'created_at', row {i + 1}: creation date is missing "
                        "(rule: every lead has a creation date to fit arrivals)")
+    if bad.any():  # a multi-table export: records not yet dated (e.g. deals still prospecting)
+        data.flags.append(f"{data.source}: created_at: {int(bad.sum())} row(s) without a creation date left out "
+                          f"of the fit (e.g. row {int(np.flatnonzero(bad)[0]) + 1})")
+        df = df[~bad].copy()
+    if "outcome" in df and not df["outcome"].dropna().astype(str).isin(["won", "lost", "no_decision", "open"]).all():
+        df["outcome"] = pd.Series(df["_outcome_kind"]).map({"success": "won", "failure": "lost",
+                                                             "open": "open"}).to_numpy()
     for col in ("first_response_at", "mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at"):
         if col in df:
             early = (df[col] < df["created_at"] - pd.Timedelta(minutes=1)).to_numpy()
@@ -273,6 +292,13 @@ class FittedFunnel:
     durations: pd.DataFrame
     deal_sizes: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: One row per scenario parameter: fitted (estimate, n, 95% interval, shrinkage) or
+    #: assumed (the base scenario's value and why). See ``calibration.fit_report``.
+    report: pd.DataFrame | None = None
+    #: Win rate, won deal size and days to close by category (channel, industry, ...).
+    segments: pd.DataFrame | None = None
+    #: What joined and what did not, for a multi-table export.
+    joins: object = None
 
     def scenario_dict(self) -> dict:
         import json
@@ -379,7 +405,8 @@ def _channels(df: pd.DataFrame, base: Scenario) -> tuple[pd.DataFrame, dict]:
 
 
 def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mature_days: float = 21.0,
-                 opp_window_days: float = 60.0) -> FittedFunnel:
+                 opp_window_days: float = 60.0, window: tuple | None = None, as_of=None,
+                 prior_n: float = PRIOR_N) -> FittedFunnel:
     """Fit a scenario to a CRM export; see the module docstring for the model and caveats.
 
     Parameters
@@ -394,6 +421,13 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     mature_days : only MQLs at least this old at the export's end count for
         qualification and sales' decision (right-censoring).
     opp_window_days : only SQLs at least this old count for SQL -> opportunity.
+    window : ``(start, end)`` of the lead-creation window to fit (default: the first and
+        last creation dates in the export); leads created outside it are left out, and
+        volumes are per week of this window.
+    as_of : the export's date, where right-censoring happens (default: the last date in
+        any date column).
+    prior_n : strength, in records, of the pull of a rate fitted from fewer than
+        ``common.intervals.SMALL_N`` records toward its pooled (or base) value.
 
     Returns
     -------
@@ -410,26 +444,53 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
         base = load_scenario(base)
     tz = base.calendar.timezone
     df, data = read_history(export, mapping, tz)
-    notes: list[str] = []
-    start = df["created_at"].min().floor("D")
-    end = max(df[c].max() for c in TIMES if c in df and df[c].notna().any())
-    days = max(1, math.ceil((end - start) / pd.Timedelta(days=1)))
-    weeks = ((end - start) / pd.Timedelta(days=1)) / 7.0
+    notes: list[str] = list(data.flags)
+    # Columns this export lacks (or never fills) are added empty: what needs them is then
+    # not fitted, and the fit report says which column was missing.
+    absent = {c for c in (*TIMES, "amount") if c not in df or df[c].notna().sum() == 0}
+    for c in absent:
+        if c not in df:
+            df[c] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]") if c in TIMES else np.nan
+    end = pd.Timestamp(as_of) if as_of is not None else max(df[c].max() for c in TIMES
+                                                           if c in df and df[c].notna().any())
+    if window is not None:
+        w0, w1 = pd.Timestamp(window[0]), pd.Timestamp(window[1])
+        outside = (df["created_at"] < w0) | (df["created_at"] > w1)
+        if outside.all():
+            raise LabError(f"{export}: created_at: no lead created in the window {w0} .. {w1} "
+                           f"(rule: the window holds leads); got {df['created_at'].min()} .. {df['created_at'].max()}")
+        if outside.any():
+            notes.append(f"window {w0:%Y-%m-%d} .. {w1:%Y-%m-%d}: {int(outside.sum())} lead(s) created outside it left out")
+        df = df[~outside].copy()
+    if as_of is not None:  # what happened after the export's date is not known yet
+        for c in TIMES:
+            if c != "created_at" and c in df:
+                late = df[c] > end
+                if late.any():
+                    df.loc[late, c] = pd.NaT
+                    if c == "closed_at" and "outcome" in df:
+                        df.loc[late, "outcome"] = "open"
+    start = df["created_at"].min().floor("D") if window is None else pd.Timestamp(window[0])
+    last = df["created_at"].max() if window is None else pd.Timestamp(window[1])
+    # Volumes are per week of the lead-creation window, not of the span of every date column.
+    days = max(1, math.ceil((max(last, end) - start) / pd.Timedelta(days=1)))
+    weeks = max((last - start) / pd.Timedelta(days=1), 1.0) / 7.0
     df["segment"] = segment_of(df)
 
     # Volume and shape of arrivals.
     n = len(df)
-    mql = df[df["mql_at"].notna()]
+    mql = df[df["mql_at"].notna()] if "mql_at" in df else df.iloc[:0]
     vol = []
     for name, k in (("leads_per_week", n), ("mql_per_week", len(mql))):
         rate, lo, hi = poisson_rate_interval(k, weeks)
         vol.append(dict(quantity=name, estimate=rate, ci_low=lo, ci_high=hi, n=k, small_n=small_n(k)))
     volume = pd.DataFrame(vol)
-    profile = _profile(df["created_at"], start, end)
+    profile = _profile(df["created_at"], start, last)
     channels, channel_docs = _channels(df, base)
 
     # Response time: first touch after becoming an MQL, wall-clock minutes.
-    delay = ((df["first_response_at"] - df["mql_at"]).dt.total_seconds() / 60.0) if "first_response_at" in df \
+    delay = ((df["first_response_at"] - df["mql_at"]).dt.total_seconds() / 60.0) \
+        if "first_response_at" in df and "mql_at" in df \
         else pd.Series(np.nan, index=df.index)
     rt = delay.dropna().clip(lower=0).to_numpy()
     response = pd.DataFrame([dict(quantile=q, minutes=m, ci_low=lo, ci_high=hi, n=rt.size, small_n=small_n(rt.size))
@@ -441,7 +502,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     sal = df["sal_at"].notna() if "sal_at" in df else pd.Series(False, index=df.index)
     rej = df["rejection_reason"].notna() if "rejection_reason" in df else pd.Series(False, index=df.index)
     qualified = sal | rej
-    mature = df["mql_at"].notna() & (df["mql_at"] <= end - pd.Timedelta(days=mature_days)) & band.notna()
+    mql_at = df["mql_at"] if "mql_at" in df else pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+    mature = mql_at.notna() & (mql_at <= end - pd.Timedelta(days=mature_days)) & band.notna()
     sample = mature & delay.notna()
     decay_fit, decay_tab = None, pd.DataFrame(columns=["parameter", "estimate", "se_link", "ci_low", "ci_high"])
     try:
@@ -470,12 +532,13 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
             m = sql["segment"] == s
             conv.append(_rate_row("sql_to_opportunity", s, (has_opp & m).sum(), m.sum()))
     opp = df[df["opportunity_at"].notna()] if "opportunity_at" in df else df.iloc[:0]
-    closed = opp[opp["closed_at"].notna()] if "closed_at" in opp else opp.iloc[:0]
     for s in SEGMENTS:
-        c = closed[closed["segment"] == s]
-        conv.append(_rate_row("win", s, (c["outcome"] == "won").sum(), len(c)))
-        conv.append(_rate_row("no_decision", s, (c["outcome"] == "no_decision").sum(), len(c)))
-    conversion = pd.DataFrame(conv)
+        o = opp[opp["segment"] == s]
+        for q, r in _outcome_rates(o, end).items():
+            conv.append(r | {"quantity": q, "group": s})
+    conversion = _shrink(pd.DataFrame(conv), prior_n)
+    segments = segment_rates(opp, end, [c for c in ("channel", "industry", "region", "owner_id", *data.mapping.features)
+                                        if c in opp])
 
     # Durations (days).
     dur = []
@@ -519,32 +582,203 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     deal_sizes = pd.DataFrame(deal, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
     deal_sizes["small_n"] = small_n(deal_sizes["n"].to_numpy())
 
-    owners = int(df["owner_id"].dropna().nunique()) if "owner_id" in df else 0
+    owners, owner_row = _team_size(df, start, last, base)
     if "band" in df and len(mql) >= 100 and not mql["band"].isin(["nurture", "cold"]).any() and base.nurture.enabled:
         # Every MQL was Hot or MQL on arrival: nothing re-entered from nurture.
         base = base.model_copy(deep=True)
         base.nurture.enabled = False
         notes.append("no MQL came from the nurture or cold bands: nurture re-entry disabled")
+    report = _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion)
     scn = _build(base, Path(export), start, days, n / weeks, profile, channel_docs, decay_fit, conversion,
-                 durations, deal_sizes, owners, notes)
+                 durations, deal_sizes, owners, notes, report, absent)
     return FittedFunnel(scenario=scn, source=str(export), sha256=data.sha256, rows=n, start=start, end=end,
                         volume=volume, profile=profile, channels=channels, response=response, decay=decay_tab,
                         decay_fit=decay_fit, conversion=conversion, durations=durations,
-                        deal_sizes=deal_sizes, notes=notes)
+                        deal_sizes=deal_sizes, notes=notes, report=pd.DataFrame(report), segments=segments,
+                        joins=data.joins)
 
 
-def _est(table: pd.DataFrame, quantity: str, group: str, default: float, notes: list, lo=None, hi=None) -> float:
+def _team_size(df: pd.DataFrame, start, last, base: Scenario) -> tuple[int, dict]:
+    """SDRs = the median number of owners who first-touched a lead in a week (owners
+    known only after assignment count only where they are known); 0 when the export
+    names no owner."""
+    row = dict(parameter="team.sdrs", value=base.team.sdrs, status="assumed", estimate=math.nan,
+               ci_low=math.nan, ci_high=math.nan, n=0, raw_estimate=math.nan, shrinkage=0.0,
+               reason="no owner column in this export; base scenario's value")
+    if "owner_id" not in df or df["owner_id"].notna().sum() == 0:
+        return 0, row
+    when = df["first_response_at"] if "first_response_at" in df and df["first_response_at"].notna().any() \
+        else df["created_at"]
+    d = pd.DataFrame({"w": when.dt.to_period("W"), "o": df["owner_id"]}).dropna()
+    per_week = d.groupby("w")["o"].nunique()
+    full = per_week.iloc[1:-1] if len(per_week) > 2 else per_week  # partial first and last weeks out
+    est = int(round(float(full.median())))
+    lo, hi = (float(full.quantile(0.025)), float(full.quantile(0.975))) if len(full) > 1 else (math.nan, math.nan)
+    row.update(value=est, status="fitted", estimate=est, ci_low=lo, ci_high=hi, n=int(len(full)),
+               reason="median owners active per week (range: 2.5%-97.5% of weeks)")
+    return est, row
+
+
+def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion) -> list[dict]:
+    """Report rows of the parameters not read through ``_est``: volume, channels, decay,
+    response, rejection mix and team size."""
+    def row(parameter, value, status, reason="", **kw):
+        r = dict(parameter=parameter, value=value, status=status, estimate=math.nan, ci_low=math.nan,
+                 ci_high=math.nan, n=0, raw_estimate=math.nan, shrinkage=0.0, reason=reason)
+        r.update(kw)
+        return r
+
+    rows = []
+    v = volume.set_index("quantity")
+    rows.append(row("arrivals.leads_per_week", v.loc["leads_per_week", "estimate"], "fitted",
+                    "leads created per week of the lead-creation window",
+                    estimate=v.loc["leads_per_week", "estimate"], ci_low=v.loc["leads_per_week", "ci_low"],
+                    ci_high=v.loc["leads_per_week", "ci_high"], n=int(v.loc["leads_per_week", "n"])))
+    for _, c in channels.iterrows():
+        rows.append(row(f"arrivals.channels[{c['channel']}].share", c["share"], "fitted", "",
+                        estimate=c["share"], ci_low=c["ci_low"], ci_high=c["ci_high"], n=int(c["n"])))
+    if "channel" not in df:
+        rows[-1]["reason"] = "no channel column: one channel 'all'"
+    if decay_fit is not None:
+        for _, d in decay_tab.iterrows():
+            rows.append(row(f"decay.{d['parameter']}", d["estimate"], "fitted", "", estimate=d["estimate"],
+                            ci_low=d["ci_low"], ci_high=d["ci_high"], n=decay_fit.n_))
+    else:
+        missing = [c for c in ("mql_at", "first_response_at") if c not in df or df[c].notna().sum() == 0]
+        why = (f"no {' / '.join(missing)} in this export" if missing
+               else next((n for n in notes if n.startswith("decay not fitted")), "decay not identifiable"))
+        rows.append(row("decay.qualification", str(base.decay.qualification.kind), "assumed",
+                        f"{why}; base scenario's curve"))
+    rej = conversion[conversion["quantity"] == "rejection_share"]
+    if rej["n"].max() > 0:
+        for _, r in rej.iterrows():
+            rows.append(row(f"conversion.rejection_mix[{r['group']}]", r["estimate"], "fitted", "",
+                            estimate=r["estimate"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=int(r["n"])))
+    else:
+        rows.append(row("conversion.rejection_mix", "base", "assumed",
+                        "no rejection reasons in this export; base scenario's mix"))
+    rows.append(owner_row)
+    return rows
+
+
+def _est_(table: pd.DataFrame, quantity: str, group: str, default: float, notes: list, lo=None, hi=None,
+         report: list | None = None, reason: str = "", absent=frozenset()) -> float:
     r = table[(table["quantity"] == quantity) & (table["group"] == group)]
     v = float(r["estimate"].iloc[0]) if len(r) else math.nan
+    row = dict(parameter=f"{quantity}[{group}]", value=default, status="assumed", estimate=math.nan,
+               ci_low=math.nan, ci_high=math.nan, n=int(r["n"].iloc[0]) if len(r) else 0,
+               raw_estimate=math.nan, shrinkage=0.0, reason="")
     if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        lacking = [c for c in NEEDS.get(quantity, ()) if c in absent]
+        why = reason or (f"no {' / '.join(lacking)} in this export" if lacking else "") or (f"no {quantity.replace('_', ' ')} records for {group} in this export" if len(r) == 0
+                         or row["n"] == 0 else f"the estimate {v:g} is outside its range")
         notes.append(f"{quantity}[{group}]: no usable data; kept the base value {default:g}")
+        row["reason"] = f"{why}; base scenario's value"
+        if report is not None:
+            report.append(row)
         return default
+    one = r.iloc[0]
+    row.update(value=v, status="fitted", estimate=v, ci_low=float(one.get("ci_low", math.nan)),
+               ci_high=float(one.get("ci_high", math.nan)),
+               raw_estimate=float(one.get("raw_estimate", v)) if pd.notna(one.get("raw_estimate", v)) else v,
+               shrinkage=float(one.get("shrinkage", 0.0)) if pd.notna(one.get("shrinkage", 0.0)) else 0.0)
+    if row["shrinkage"] > 0:
+        row["reason"] = (f"{row['n']} records (< {SMALL_N}): pulled {row['shrinkage']:.0%} toward the pooled value "
+                         f"(raw {row['raw_estimate']:.3g})")
+    if report is not None:
+        report.append(row)
     return v
 
 
+def _outcome_rates(o: pd.DataFrame, end) -> dict:
+    """Win and no-decision odds of opportunities with open ones right-censored: the
+    Aalen-Johansen cumulative incidence of each closing at the last observed time, over
+    that of any closing (equal to the share among closed deals when nothing is open).
+    Wilson intervals on the number of closed deals."""
+    from calibration.survival import eventual_shares
+
+    if "closed_at" not in o or "outcome" not in o or len(o) == 0:
+        return {q: dict(estimate=math.nan, ci_low=math.nan, ci_high=math.nan, n=0, small_n=True)
+                for q in ("win", "no_decision")}
+    done = o["closed_at"].notna().to_numpy()
+    t = np.where(done, (o["closed_at"] - o["opportunity_at"]).dt.total_seconds() / 86400.0,
+                 (end - o["opportunity_at"]).dt.total_seconds() / 86400.0)
+    cause = np.where(done, o["outcome"].astype(object).to_numpy(), None)
+    share = eventual_shares(t, cause)
+    k = int(done.sum())
+    out = {}
+    for q, name in (("win", "won"), ("no_decision", "no_decision")):
+        p = share.get(name, 0.0) if k else math.nan
+        _, lo, hi = proportion_interval(round(p * k) if k else 0, k)
+        if k:  # Wilson around the censoring-aware share, on the closed deals' count
+            _, lo, hi = _wilson_at(p, k)
+        out[q] = dict(estimate=p, ci_low=lo, ci_high=hi, n=k, small_n=small_n(k))
+    return out
+
+
+def _wilson_at(p: float, n: int) -> tuple[float, float, float]:
+    z = Z
+    den = 1 + z**2 / n
+    mid = (p + z**2 / (2 * n)) / den
+    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z**2 / (4 * n * n)) / den
+    return p, max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _shrink(conv: pd.DataFrame, prior_n: float) -> pd.DataFrame:
+    """Rates fitted from fewer than ``SMALL_N`` records are pulled toward the pooled rate
+    of the same quantity: ``(k + m p0) / (n + m)`` with ``m = prior_n``; the share of
+    the prior (``m / (n + m)``) is the ``shrinkage`` column, the raw rate is kept."""
+    conv = conv.copy()
+    conv["raw_estimate"] = conv["estimate"]
+    conv["shrinkage"] = 0.0
+    for q, g in conv.groupby("quantity"):
+        if q == "rejection_share":
+            continue
+        k = (g["estimate"].fillna(0) * g["n"]).sum()
+        n = g["n"].sum()
+        if n == 0:
+            continue
+        p0 = k / n
+        few = g.index[(g["n"] > 0) & (g["n"] < SMALL_N)]
+        for i in few:
+            ni, pi = conv.at[i, "n"], conv.at[i, "estimate"]
+            w = prior_n / (ni + prior_n)
+            conv.at[i, "estimate"] = (1 - w) * pi + w * p0
+            conv.at[i, "shrinkage"] = w
+    return conv
+
+
+def segment_rates(opp: pd.DataFrame, end, columns) -> pd.DataFrame:
+    """Win rate (censoring-aware), deal size and days to close by each category column
+    (channel, industry, product...), with 95% intervals and small-group flags."""
+    rows = []
+    for col in columns:
+        for value, o in opp.groupby(opp[col].astype(object).fillna("(missing)"), sort=True):
+            w = _outcome_rates(o, end)["win"]
+            rows.append(dict(by=col, group=str(value), quantity="win_rate", **w))
+            amt = o.loc[(o["outcome"] == "won") & o["amount"].notna(), "amount"].to_numpy(float) \
+                if "amount" in o and "outcome" in o else np.array([])
+            m, lo, hi, k = mean_interval(amt, lower=0.0)
+            rows.append(dict(by=col, group=str(value), quantity="won_deal_size_mean", estimate=m, ci_low=lo,
+                             ci_high=hi, n=k, small_n=small_n(k)))
+            if "closed_at" in o:
+                done = o["closed_at"].notna()
+                obs = ((o.loc[done, "closed_at"] - o.loc[done, "opportunity_at"]).dt.total_seconds() / 86400).to_numpy()
+                cens = ((end - o.loc[~done, "opportunity_at"]).dt.total_seconds() / 86400).to_numpy()
+                m, lo, hi, k = exponential_mean_interval(obs, cens)
+                rows.append(dict(by=col, group=str(value), quantity="days_to_close_mean", estimate=m, ci_low=lo,
+                                 ci_high=hi, n=k, small_n=small_n(k)))
+    return pd.DataFrame(rows, columns=["by", "group", "quantity", "estimate", "ci_low", "ci_high", "n", "small_n"])
+
+
 def _build(base: Scenario, export: Path, start, days, leads_per_week, profile, channel_docs, decay_fit,
-           conversion, durations, deal_sizes, owners, notes) -> Scenario:
-    """The fitted numbers written over the base scenario, validated."""
+           conversion, durations, deal_sizes, owners, notes, report: list | None = None,
+           absent: set = frozenset()) -> Scenario:
+    """The fitted numbers written over the base scenario, validated; ``report`` gets one
+    row per parameter, fitted or assumed (``calibration.fit_report``)."""
+    from functools import partial
+
+    _est = partial(_est_, report=report, absent=absent)
     doc = base.model_dump(mode="json")
     cal = doc["calendar"]
     cal["start_date"] = str(start.date())
