@@ -34,7 +34,7 @@ def version():
     print(code_version())
 
 
-for _module in ("lab.cli_sim", "lab.cli_calibration", "lab.cli_history", "lab.cli_notebooks"):
+for _module in ("lab.cli_sim", "lab.cli_calibration", "lab.cli_history", "lab.cli_notebooks", "lab.cli_plan"):
     importlib.import_module(_module).register(app)
 
 

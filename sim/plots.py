@@ -301,3 +301,42 @@ def weekly_history(leads: pd.DataFrame, date_col: str = "created_at") -> Figure:
     ax.legend(frameon=False)
     fig.autofmt_xdate()
     return fig
+
+
+# ------------------------------------------------------------------ staffing plan
+
+
+def staffing_frontier(candidates: pd.DataFrame, targets, chosen: str | None = None) -> Figure:
+    """Weekly team cost against simulated SLA attainment, one panel per band: every
+    scenario ``sim.staffing.plan_staffing`` simulated (plans, the base, hand-written
+    policies), 95% intervals as error bars, the target as a dashed line, the
+    cost-efficient frontier of the plans as a line and the chosen plan in red.
+
+    ``candidates``: ``PlanResult.candidates``; ``targets``: its ``Target`` list."""
+    from sim.staffing import frontier
+
+    fig, axes = _figure(5.0 * len(targets), 4.0, ncols=len(targets))
+    kinds = {"plan": (OTHER_COLOR, "o", "plans simulated"), "policy": ("#2ca02c", "s", "hand-written policies"),
+             "base": (BASE_COLOR, "D", "today")}
+    for ax, t in zip(axes[0], targets):
+        b = t.band
+        for kind, (color, marker, label) in kinds.items():
+            c = candidates[candidates["kind"] == kind]
+            if c.empty:
+                continue
+            err = np.vstack([c[f"{b}_attainment"] - c[f"{b}_low"], c[f"{b}_high"] - c[f"{b}_attainment"]])
+            ax.errorbar(c["cost_per_week_usd"], c[f"{b}_attainment"], yerr=np.nan_to_num(np.clip(err, 0, None)),
+                        fmt=marker, color=color, alpha=0.8, capsize=2, label=label)
+        f = frontier(candidates[candidates["kind"] == "plan"], b)
+        ax.plot(f["cost_per_week_usd"], f[f"{b}_attainment"], "-", color=OTHER_COLOR, alpha=0.5)
+        if chosen is not None and (candidates["name"] == chosen).any():
+            r = candidates[candidates["name"] == chosen].iloc[0]
+            ax.plot(r["cost_per_week_usd"], r[f"{b}_attainment"], "o", ms=10, color=PICK_COLOR, label="chosen plan")
+        ax.axhline(t.share, ls="--", color="k", lw=1, label=f"target {t.share:.0%}")
+        ax.set_title(f"{b.upper()} answered within {minutes_label(t.minutes)}")
+        ax.set_xlabel("team cost per week")
+        ax.set_ylabel("simulated attainment")
+        ax.xaxis.set_major_formatter(FuncFormatter(money))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    return fig

@@ -1,0 +1,395 @@
+"""What it takes to meet an SLA: the least-cost hour-of-week SDR staffing, verified by
+simulation.
+
+Three steps, as workforce management does it (Koole, Call Center Optimization, ch. 5
+and 12; the shift-cover integer program of Dantzig 1954, as in pyworkforce):
+
+1. **Demand** per hour of week: passes routed to the SDRs per minute, touches per pass
+   and handling minutes per pass, measured on a replication with an unlimited team (so
+   no wait changes the contact odds). Passes arriving in an hour no shift covers wait
+   for the next covered hour and are added to its demand.
+2. **Required agents** per hour: the fewest that give every band its target share within
+   its target minutes by Erlang C (``sim.erlang``) on the touch load of that hour.
+3. **Shift cover**: integer people per shift pattern, covering every hour's requirement
+   at the least weekly cost (``scipy.optimize.milp``); cost per paid hour from
+   ``Economics`` with the off-hours premium for hours outside 9-18 or at weekends.
+
+The formulas ignore business hours, attempts, priorities and the decay of contact odds,
+so every candidate plan (the MILP at requirements shifted by -2..+2 agents per hour,
+then a descent that removes one person at a time while the targets still hold) is run
+through the simulator on common random numbers (``sim.experiment.run_sweep``); the plan
+returned is the cheapest whose simulated mean attainment meets every target, with its
+95% intervals, and net value against the base scenario's own team.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from common.errors import LabError
+from sim.erlang import agents_for_service_level
+from sim.scenario import Scenario, build_scenario
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAYS = [0, 1, 2, 3, 4]
+
+
+@dataclass(frozen=True)
+class ShiftPattern:
+    """A shift a person can work: the same hours on each of ``days`` (0 = Monday)."""
+
+    name: str
+    days: tuple[int, ...]
+    start_hour: float
+    end_hour: float
+
+    def hours_of_week(self) -> np.ndarray:
+        """Boolean (168,): the hours of the week (0 = Monday 00-01) this shift covers
+        (an hour counts when the shift covers all of it)."""
+        on = np.zeros(168, dtype=bool)
+        for d in self.days:
+            for h in range(math.ceil(self.start_hour), math.floor(self.end_hour)):
+                on[(d * 24 + h) % 168] = True
+        return on
+
+    def paid_hours_per_week(self) -> float:
+        return (self.end_hour - self.start_hour) * len(self.days)
+
+    def off_hours_per_week(self) -> float:
+        """Paid hours outside 9-18 on weekdays (all weekend hours): they earn the premium."""
+        off = 0.0
+        for d in self.days:
+            inside = max(0.0, min(self.end_hour, 18.0) - max(self.start_hour, 9.0)) if d < 5 else 0.0
+            off += (self.end_hour - self.start_hour) - inside
+        return off
+
+
+# Five shift types a typical inbound SDR team can work (replace with your own).
+DEFAULT_PATTERNS = (
+    ShiftPattern("early", tuple(WEEKDAYS), 7.0, 16.0),
+    ShiftPattern("day", tuple(WEEKDAYS), 9.0, 18.0),
+    ShiftPattern("mid", tuple(WEEKDAYS), 11.0, 20.0),
+    ShiftPattern("late", tuple(WEEKDAYS), 13.0, 22.0),
+    ShiftPattern("weekend", (5, 6), 9.0, 18.0),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An SLA target of one band: ``share`` of passes first touched within ``minutes``."""
+
+    band: str
+    minutes: float
+    share: float
+
+
+_TARGET = re.compile(r"^\s*(hot|mql)\s*=\s*([0-9.]+)\s*(m|min|h|d)?\s*@\s*([0-9.]+)\s*%\s*$", re.I)
+
+
+def parse_target(text: str) -> Target:
+    """``hot=5m@80%`` -> Target("hot", 5.0, 0.8); units m (default), h, d."""
+    m = _TARGET.match(text)
+    if not m:
+        raise LabError(f"--target '{text}': expected band=TIME@SHARE%, e.g. hot=5m@80% or mql=4h@90% "
+                       "(band hot or mql; time in m, h or d)")
+    band, value, unit, share = m.group(1).lower(), float(m.group(2)), (m.group(3) or "m").lower(), float(m.group(4))
+    minutes = value * {"m": 1.0, "min": 1.0, "h": 60.0, "d": 1440.0}[unit]
+    if minutes <= 0 or not 0 < share < 100:
+        raise LabError(f"--target '{text}': time must be positive and the share between 0 and 100%")
+    return Target(band, minutes, share / 100.0)
+
+
+# ---- cost ------------------------------------------------------------------------------------
+def hourly_cost_usd(scn: Scenario) -> float:
+    """Loaded cost of one SDR paid hour."""
+    e = scn.economics
+    return e.sdr_cost_per_year_usd / e.paid_hours_per_year
+
+
+def pattern_cost_per_week_usd(scn: Scenario, p: ShiftPattern) -> float:
+    """One person on pattern ``p`` for a week: paid hours at the loaded rate, off-hours
+    with the premium."""
+    return hourly_cost_usd(scn) * (p.paid_hours_per_week() + scn.economics.off_hours_premium * p.off_hours_per_week())
+
+
+def team_cost_per_week_usd(scn: Scenario) -> float:
+    """Weekly cost of a scenario's SDRs (its shifts, or every SDR on the calendar's
+    hours) and overflow pool, by the same rule."""
+    cal, team = scn.calendar, scn.team
+    office = ShiftPattern("office", tuple(cal.working_days), cal.open_hour, cal.close_hour)
+    if team.shifts:
+        cost = sum(s.people * pattern_cost_per_week_usd(scn, ShiftPattern(s.name, tuple(s.days), s.start_hour, s.end_hour))
+                   for s in team.shifts)
+    else:
+        cost = team.sdrs * pattern_cost_per_week_usd(scn, office)
+    return cost + team.overflow_people * pattern_cost_per_week_usd(scn, office)
+
+
+# ---- demand and requirements -------------------------------------------------------------------
+def demand(scn: Scenario, replications: int = 2, seed: int | None = None) -> pd.DataFrame:
+    """Per hour of week (168 rows): SDR passes arriving per minute by band, touches per
+    pass and handling minutes per pass, from replications with an unlimited team."""
+    from sim.calendar import hour_of_week
+    from sim.model import run_replication
+
+    free = build_scenario(scn.model_dump(mode="json"), {"team.unlimited": True, "team.shifts": None,
+                                                        "team.capacity_cap": None, "routing.on_breach": None,
+                                                        "routing.policy": "priority",
+                                                        "routing.assign_on_duty_only": False})
+    weeks = (scn.calendar.horizon_days - scn.calendar.warmup_days) / 7.0
+    rows = []
+    for r in range(replications):
+        e = run_replication(free, r, seed=seed).episodes
+        e = e[(e["pool"] == "sdr") & (e["entered"] >= scn.calendar.warmup_days * 1440.0)]
+        rows.append(e.assign(how=hour_of_week(scn.calendar, e["entered"].to_numpy())))
+    e = pd.concat(rows)
+    h = scn.team.handling_time.mean
+    contacted = e["outcome"].isin(["qualified", "not_qualified"])
+    touches = e["attempts"].mean()
+    handling = h * (contacted.mean() + (touches - contacted.mean()) * scn.team.no_contact_handling_share)
+    per_min = 1.0 / (60.0 * weeks * replications)
+    out = pd.DataFrame({"how": np.arange(168)})
+    for b in ("hot", "mql"):
+        out[f"rate_{b}_per_minute"] = np.bincount(e.loc[e["band"] == b, "how"], minlength=168) * per_min
+    out["touches_per_pass"] = touches
+    out["handling_minutes_per_pass"] = handling
+    return out
+
+
+def clock_hours(scn: Scenario) -> np.ndarray:
+    """Boolean (168,): the hours of the week in which the SLA clock runs (the office's
+    working hours on a business clock counted on the office calendar; every hour
+    otherwise). A pass arriving outside them is due shortly after they resume."""
+    cal, sla = scn.calendar, scn.sla
+    if sla.clock == "wall" or cal.always_open or sla.schedule == "owner":
+        return np.ones(168, dtype=bool)
+    return ShiftPattern("office", tuple(cal.working_days), cal.open_hour, cal.close_hour).hours_of_week()
+
+
+def requirements(dem: pd.DataFrame, targets: list[Target], covered: np.ndarray) -> np.ndarray:
+    """Agents needed per hour of week by Erlang C on the touch load (both bands share the
+    queue; each band's target is checked on the whole load, which is conservative for a
+    band served first). ``covered``: the hours to staff (a shift covers them and the SLA
+    clock runs); demand arriving in other hours is spread over the next block of such
+    hours (the backlog at opening is a burst the formulas cannot see: the simulation
+    judges it)."""
+    rate = (dem["rate_hot_per_minute"] + dem["rate_mql_per_minute"]).to_numpy().copy()
+    if covered.any():
+        start = int(np.flatnonzero(covered & ~np.roll(covered, 1))[0]) if not covered.all() else 0
+        carry, block = 0.0, []
+        for k in range(start, start + 168 + 1):
+            h = k % 168
+            if covered[h] and k < start + 168:
+                block.append(h)
+                continue
+            if block:  # the block just ended: spread the backlog that preceded it
+                rate[block] += carry / len(block)
+                carry, block = 0.0, []
+            if k < start + 168:
+                carry += rate[h]
+                rate[h] = 0.0
+    touches = float(dem["touches_per_pass"].iloc[0])
+    h_touch = float(dem["handling_minutes_per_pass"].iloc[0]) / touches
+    need = np.zeros(168, dtype=np.int64)
+    for h in range(168):
+        lam = rate[h] * touches
+        if lam > 0:
+            need[h] = max(agents_for_service_level(lam, h_touch, t.minutes, t.share) for t in targets)
+    return need
+
+
+def cover(scn: Scenario, need: np.ndarray, patterns=DEFAULT_PATTERNS, max_people: int = 200) -> dict[str, int]:
+    """Least-cost integer people per pattern with every hour's cover >= ``need`` (hours no
+    pattern covers are left out); ``scipy.optimize.milp``."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    A = np.array([p.hours_of_week() for p in patterns], dtype=float).T  # (168, P)
+    rows = A.any(axis=1) & (need > 0)
+    cost = np.array([pattern_cost_per_week_usd(scn, p) for p in patterns])
+    if not rows.any():
+        return {p.name: 0 for p in patterns}
+    res = milp(cost, constraints=LinearConstraint(A[rows], lb=need[rows], ub=np.inf),
+               integrality=np.ones(len(patterns)), bounds=Bounds(0, max_people))
+    if res.status != 0:
+        raise LabError(f"no shift plan within {max_people} people per shift covers the requirement ({res.message})")
+    return {p.name: int(round(x)) for p, x in zip(patterns, res.x)}
+
+
+def plan_scenario(scn: Scenario, plan: dict[str, int], patterns=DEFAULT_PATTERNS, targets=()) -> Scenario:
+    """``scn`` staffed by ``plan`` (people per pattern), with the targets as its SLAs."""
+    by = {p.name: p for p in patterns}
+    shifts = [{"name": n, "people": k, "days": list(by[n].days), "start_hour": by[n].start_hour,
+               "end_hour": by[n].end_hour} for n, k in plan.items() if k > 0]
+    if not shifts:
+        raise LabError("a plan needs at least one person")
+    over = {"team.shifts": shifts, "team.sdrs": sum(s["people"] for s in shifts)}
+    for t in targets:
+        over[f"sla.{t.band}_minutes"] = t.minutes
+    out = build_scenario(scn.model_dump(mode="json"), over, source=f"plan {plan}")
+    out.name = "plan " + " ".join(f"{n}={k}" for n, k in plan.items() if k > 0)
+    return out
+
+
+def with_targets(scn: Scenario, targets) -> Scenario:
+    over = {f"sla.{t.band}_minutes": t.minutes for t in targets}
+    out = build_scenario(scn.model_dump(mode="json"), over, source=scn.name)
+    out.name = scn.name
+    return out
+
+
+# ---- verification by simulation ----------------------------------------------------------------
+@dataclass
+class PlanResult:
+    """The chosen plans, every candidate evaluated, and the inputs."""
+
+    plan: dict[str, int]                 # least cost meeting the targets (empty if none did)
+    best_value_plan: dict[str, int]      # highest mean net value among the candidates
+    candidates: pd.DataFrame             # one row per scenario simulated (plans, base, policies)
+    need: np.ndarray                     # Erlang C agents per hour of week
+    targets: list[Target]
+    patterns: tuple = DEFAULT_PATTERNS
+    meta: dict = field(default_factory=dict)
+
+    def schedule(self, plan: dict[str, int] | None = None) -> pd.DataFrame:
+        """People on each shift per day of the week."""
+        plan = self.plan if plan is None else plan
+        by = {p.name: p for p in self.patterns}
+        rows = {f"{n} {by[n].start_hour:02.0f}-{by[n].end_hour:02.0f}":
+                [k if d in by[n].days else 0 for d in range(7)] for n, k in plan.items() if k > 0}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=list(DAYS))
+
+
+def _evaluate(scenarios: dict[str, Scenario], base_cost: float, targets, replications: int, seed: int,
+              n_jobs: int, base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Simulate ``scenarios`` (one of them ``base_name``) on common random numbers; one
+    row each: weekly cost, attainment per band and net value (gross profit of expected
+    revenue minus team cost over the KPI window, against the base) with 95% intervals;
+    and the KPIs per replication. ``base``: the base's KPIs (default: the first scenario)."""
+    from common.intervals import mean_interval
+    from sim.experiment import run_sweep
+
+    res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=n_jobs, progress=False)
+    k = res.kpis.set_index(["policy", "replication"])
+    base = k.loc[next(iter(scenarios))] if base is None else base  # KPIs per replication of the base
+    rows = []
+    for name, scn in scenarios.items():
+        cal = scn.calendar
+        weeks = (cal.horizon_days - cal.warmup_days) / 7.0
+        cost = team_cost_per_week_usd(scn)
+        mine = k.loc[name]
+        row = {"name": name, "people": scn.team.sdrs + scn.team.overflow_people, "cost_per_week_usd": cost,
+               "replications": len(mine)}
+        meets = True
+        for t in targets:
+            col = f"sla_attainment_{t.band}"
+            m, lo, hi, _ = mean_interval(mine[col].to_numpy(), lower=0.0, upper=1.0)
+            row.update({f"{t.band}_attainment": m, f"{t.band}_low": lo, f"{t.band}_high": hi})
+            meets &= bool(m >= t.share)
+        value = (mine["expected_revenue_usd"] - base["expected_revenue_usd"]) * scn.economics.gross_margin \
+            - (cost - base_cost) * weeks
+        m, lo, hi, _ = mean_interval(value.to_numpy())
+        row.update({"net_value_usd": m, "net_value_low": lo, "net_value_high": hi,
+                    "pipeline_usd": mine["pipeline_usd"].mean(), "meets_targets": meets})
+        rows.append(row)
+    return pd.DataFrame(rows), k
+
+
+def plan_staffing(scn: Scenario, targets: list[Target], patterns=DEFAULT_PATTERNS, replications: int = 10,
+                  seed: int | None = None, n_jobs: int = 1, compare: dict[str, Scenario] | None = None,
+                  max_descent_steps: int = 12) -> PlanResult:
+    """The least-cost plan meeting ``targets`` (see the module docstring).
+
+    Parameters
+    ----------
+    scn : base scenario (its routing, arrivals and funnel are kept; its team is replaced).
+    targets : SLA targets per band (``parse_target``).
+    patterns : the shifts people can work.
+    replications, seed : simulation per candidate, on common random numbers.
+    compare : hand-written policies to evaluate on the same numbers and targets.
+    """
+    if not targets:
+        raise LabError("give at least one --target, e.g. --target hot=5m@80%")
+    if len({t.band for t in targets}) != len(targets):
+        raise LabError("one --target per band")
+    seed = scn.seed if seed is None else seed
+    dem = demand(scn, seed=seed)
+    covered = np.any([p.hours_of_week() for p in patterns], axis=0) & clock_hours(scn)
+    need = requirements(dem, targets, covered)
+    base = with_targets(scn, targets)
+    base_cost = team_cost_per_week_usd(scn)
+    ref = _evaluate({"base": base, **{f"policy {n}": with_targets(s, targets) for n, s in (compare or {}).items()}},
+                    base_cost, targets, replications, seed, n_jobs)
+    ref, ref_kpis = ref
+    base_kpis = ref_kpis.loc["base"]
+    seen: dict[tuple, dict] = {}
+    frames = []
+
+    def key(plan):
+        return tuple(plan.get(p.name, 0) for p in patterns)
+
+    def run(plans: list[dict]):
+        todo = {}
+        for plan in plans:
+            if key(plan) not in seen and sum(plan.values()) > 0:
+                s = plan_scenario(scn, plan, patterns, targets)
+                todo[s.name] = s
+                seen[key(plan)] = plan
+        if not todo:
+            return
+        df = _evaluate(todo, base_cost, targets, replications, seed, n_jobs, base=base_kpis)[0].assign(kind="plan")
+        df["plan"] = [dict(seen[key(_parse(n, patterns))]) for n in df["name"]]
+        frames.append(df)
+
+    run([cover(scn, np.maximum(need + shift, 0) * (need > 0), patterns) for shift in (-2, -1, 0, 1, 2)])
+    # Descent: from the cheapest plan meeting the targets, drop one person while they hold.
+    for _ in range(max_descent_steps):
+        all_ = pd.concat(frames, ignore_index=True)
+        ok = all_[all_["meets_targets"]].sort_values("cost_per_week_usd")
+        if ok.empty:  # nothing met: add one person to each shift of the largest plan and retry
+            top = all_.sort_values("cost_per_week_usd").iloc[-1]["plan"]
+            before = len(seen)
+            run([{**top, p.name: top.get(p.name, 0) + 1} for p in patterns])
+            if len(seen) == before:
+                break
+            continue
+        best = ok.iloc[0]["plan"]
+        moves = [{**best, n: k - 1} for n, k in best.items() if k > 0]
+        before = len(seen)
+        run(moves)
+        new = pd.concat(frames, ignore_index=True)
+        if len(seen) == before or new[new["meets_targets"]]["cost_per_week_usd"].min() >= ok.iloc[0]["cost_per_week_usd"]:
+            break
+    cands = pd.concat(frames, ignore_index=True)
+    ref["kind"] = np.where(ref["name"] == "base", "base", "policy")
+    ref["plan"] = [{} for _ in range(len(ref))]
+    cands = pd.concat([cands, ref], ignore_index=True)
+    plans = cands[cands["kind"] == "plan"]
+    ok = plans[plans["meets_targets"]].sort_values(["cost_per_week_usd", "net_value_usd"], ascending=[True, False])
+    chosen = dict(ok.iloc[0]["plan"]) if not ok.empty else {}
+    best_value = dict(plans.sort_values("net_value_usd").iloc[-1]["plan"]) if not plans.empty else {}
+    return PlanResult(chosen, best_value, cands, need, list(targets), tuple(patterns),
+                      {"replications": replications, "seed": seed, "base_cost_per_week_usd": base_cost,
+                       "hourly_cost_usd": hourly_cost_usd(scn), "demand": dem})
+
+
+def _parse(name: str, patterns) -> dict[str, int]:
+    plan = {p.name: 0 for p in patterns}
+    for part in name.removeprefix("plan ").split():
+        n, k = part.split("=")
+        plan[n] = int(k)
+    return plan
+
+
+def frontier(candidates: pd.DataFrame, band: str) -> pd.DataFrame:
+    """The candidates no cheaper one beats on ``band`` attainment (cost-ascending)."""
+    c = candidates.sort_values(["cost_per_week_usd", f"{band}_attainment"], ascending=[True, False])
+    best, keep = -np.inf, []
+    for i, r in c.iterrows():
+        if r[f"{band}_attainment"] > best:
+            keep.append(i)
+            best = r[f"{band}_attainment"]
+    return c.loc[keep]
