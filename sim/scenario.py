@@ -455,11 +455,14 @@ class Scenario(Strict):
             raise LabError(f"{self._source}: scoring.points_table: {problem}{hint}; "
                            f"got {shown(self.scoring.points_table)}") from None
         th = table.thresholds
-        table.thresholds = Thresholds(
-            hot=th.hot if self.scoring.hot is None else self.scoring.hot,
-            mql=th.mql if self.scoring.mql is None else self.scoring.mql,
-            nurture=th.nurture if self.scoring.nurture is None else self.scoring.nurture,
-        )
+        try:
+            table.thresholds = Thresholds(
+                hot=th.hot if self.scoring.hot is None else self.scoring.hot,
+                mql=th.mql if self.scoring.mql is None else self.scoring.mql,
+                nurture=th.nurture if self.scoring.nurture is None else self.scoring.nurture,
+            )
+        except LabError as exc:  # the scenario's cut-offs against the table's own
+            raise LabError(f"{self._source}: scoring: {exc}") from None
         return table
 
 

@@ -138,6 +138,7 @@ BAD_OPTIONS = [
     (["--set", "sla.mql_minutes=.inf"], ["--set sla.mql_minutes=.inf", "sla.mql_minutes", "finite", "inf"]),
     (["--set", "arrivals.leads_per_week=1e12"], ["arrivals.leads_per_week", "memory", "1e+12"]),
     (["--set", "team.sdrs"], ["--set team.sdrs", "field.path=value"]),
+    (["--set", "scoring.mql=0"], ["small.yaml: scoring", "hot >= mql >= nurture", "mql=0"]),
     (["--bogus", "1"], ["No such option", "--bogus"]),
 ]
 
