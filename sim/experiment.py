@@ -151,7 +151,12 @@ def estimate_memory(scenarios: dict[str, Scenario], replications: int | None = N
     if need > limit:
         source = getattr(scn, "_source", None) or f"scenario '{worst}'"
         n = expected_leads(scn)
-        if at_once * replication_bytes(scn) >= kept + total_tasks * BYTES_PER_REPLICATION_ROW:
+        one = MEMORY_BASE_BYTES + replication_bytes(scn) + (expected_leads(scn) * BYTES_PER_KEPT_LEAD
+                                                           if keep_tables else 0)
+        passes = 1 + scn.nurture.max_reentries
+        if one > limit and passes * BYTES_PER_LEAD_ATTEMPT_PASS * scn.team.max_attempts > 10 * BYTES_PER_LEAD:
+            field, value = "nurture.max_reentries", f"{scn.nurture.max_reentries:,}"  # draws per pass
+        elif one > limit:  # a single replication is too big: the volume is the cause
             field, value = "arrivals.leads_per_week", f"{scn.arrivals.leads_per_week:g}"
         else:
             field, value = "replications", f"{total_tasks:,} replications in all"
