@@ -28,14 +28,16 @@ def _multi(frame: pd.DataFrame) -> bool:
     return "replication" in frame and frame["replication"].nunique() > 1
 
 
-def crm_export(leads: pd.DataFrame, scenario) -> pd.DataFrame:
-    """The simulated leads as a CRM export. A date the CRM could not know yet at the
-    run's horizon (a sales decision due later) is blank, and so is its rejection reason."""
+def crm_export(leads: pd.DataFrame, scenario, columns=CRM_COLUMNS) -> pd.DataFrame:
+    """The simulated leads as a CRM export (``columns``: a subset of ``CRM_COLUMNS``). A
+    date the CRM could not know yet at the run's horizon (a sales decision due later) is
+    blank, and so is its rejection reason."""
     horizon = scenario.calendar.horizon_days * 1440.0
     out = pd.DataFrame(index=leads.index)
     multi = _multi(leads)
-    known = {c: np.where(leads[t].to_numpy() < horizon, leads[t].to_numpy(), np.nan) for c, t in TIMES.items()}
-    for col in CRM_COLUMNS:
+    known = {c: np.where(leads[t].to_numpy() < horizon, leads[t].to_numpy(), np.nan) for c, t in TIMES.items()
+             if c in columns or c == "decided_at"}
+    for col in columns:
         if col in TIMES:
             out[col] = timestamps(scenario.calendar, known[col])
         elif col == "lead_id" and multi:
@@ -75,6 +77,23 @@ def crm_events(events: pd.DataFrame, scenario) -> pd.DataFrame:
         if extra in events:
             ev[extra] = events[extra].to_numpy()
     return ev
+
+
+def pass_events(episodes: pd.DataFrame, scenario) -> pd.DataFrame:
+    """The ``mql`` and ``first_touch`` rows of ``crm_events`` (what the response and SLA
+    KPIs read), built straight from the replication's episodes without the whole event
+    log: the same times through the same ``timestamps``; leads keep their row number
+    as ``lead_id``."""
+    touched = episodes["first_touch"].notna().to_numpy()
+    lead = episodes["lead"].to_numpy()
+    band = episodes["band"].to_numpy(object)
+    return pd.DataFrame({
+        "lead_id": np.concatenate([lead, lead[touched]]),
+        "stage_change": np.repeat(np.array(["mql", "first_touch"], dtype=object), [len(lead), int(touched.sum())]),
+        "at": timestamps(scenario.calendar, np.concatenate([episodes["entered"].to_numpy(),
+                                                           episodes["first_touch"].to_numpy()[touched]])),
+        "routed_band": np.concatenate([band, band[touched]]),
+    })
 
 
 def event_log(events: pd.DataFrame, crm: pd.DataFrame, scenario) -> pd.DataFrame:

@@ -45,6 +45,9 @@ WEEK = 7 * DAY
 MINUTE = pd.Timedelta(minutes=1)
 STAGE_TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
                "opportunity_at", "closed_at")
+#: The lead columns ``funnel_kpis`` reads.
+KPI_LEAD_COLUMNS = ("lead_id", "channel", "employee_count", "band", "outcome", "rejection_reason", "amount") \
+    + STAGE_TIMES
 RESPONSE_TARGETS_MINUTES = {"15_minutes": 15.0, "1_hour": 60.0, "24_hours": 1440.0}
 
 
@@ -397,9 +400,11 @@ def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, floa
     """Every KPI of one replication (``sim.model.Replication``): the funnel KPIs measured
     on the run's own CRM export and event log (``sim.crm``), exactly as for a real
     export, plus the team KPIs only the simulator can see."""
-    from sim.crm import crm_events, crm_export
+    from sim.crm import crm_export, pass_events
 
-    k = funnel_kpis(crm_export(rep.leads, scn), crm_events(rep.events, scn), scn, clock=clock)
+    # Only what the KPIs read: the same values as the full export and event log on disk
+    # (tests/test_kpis.py compares them to the last bit).
+    k = funnel_kpis(crm_export(rep.leads, scn, KPI_LEAD_COLUMNS), pass_events(rep.episodes, scn), scn, clock=clock)
     k.update(team_kpis(rep.pools, rep.reassigned))
     return k
 
