@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from common.errors import LabError
-from common.files import atomic_write_text
+from common.files import atomic_write_text, read_yaml
 
 BANDS = ("hot", "mql", "nurture", "cold")
 MISSING_VALUE, OTHER_VALUE = "(missing)", "(any other value)"
@@ -234,7 +234,8 @@ class PointsTable:
         if not path.exists():
             raise LabError(f"{path}: points table not found")
         if path.suffix.lower() in {".yaml", ".yml"}:
-            doc = yaml.safe_load(path.read_text()) or {}
+            # Encodings, binary junk, repeated keys: one line naming the file (common.files).
+            doc = read_yaml(path, allow_empty=False, what="points table")
             if not isinstance(doc, dict) or "points" not in doc:
                 raise LabError(f"{path}: a YAML points table needs a 'points' list")
             rows = pd.DataFrame(doc["points"])

@@ -74,7 +74,7 @@ def test_holdout_backtest_passes_a_true_twin_and_fails_a_wrong_one(exports, base
     assert table2.set_index("kpi").loc["leads_per_week", "verdict"] == "fail"
     scn = tmp_path / "s.yaml"
     fit.write(scn)
-    files = save_backtest(table, overall, tmp_path, scenario_path=scn)
+    save_backtest(table, overall, tmp_path, scenario_path=scn)
     assert (tmp_path / "backtest.csv").exists() and (tmp_path / "backtest.png").exists()
     assert scn.read_text().startswith("# backtest: pass")
     load_scenario(scn)
