@@ -34,12 +34,23 @@ def refit(
 ):
     """Refit lead-scoring points on outcomes; write a versioned model directory."""
     from calibration.refit import run_refit
+    from common.files import output_lock
     from common.paths import ROOT
 
-    res = run_refit(export, mapping, previous=previous, outcome=outcome, within_days=within_days, seed=seed,
-                    holdout=holdout, weekly_volume=weekly_volume, capacity=capacity, hot_capacity=hot_capacity,
-                    score_min=score_min, score_max=score_max, pdo=pdo, score_both=score_both, n_boot=n_boot)
-    path = res.save(out or ROOT / "runs" / "refit" / res.meta["name"])
+    def fit():
+        return run_refit(export, mapping, previous=previous, outcome=outcome, within_days=within_days, seed=seed,
+                         holdout=holdout, weekly_volume=weekly_volume, capacity=capacity, hot_capacity=hot_capacity,
+                         score_min=score_min, score_max=score_max, pdo=pdo, score_both=score_both, n_boot=n_boot)
+
+    if out is not None:
+        with output_lock(out):  # checked (not a file, writable, not in use) before the fit, held to the swap
+            res = fit()
+            path = res.save(out)
+    else:  # the default folder is named after the fitted model
+        res = fit()
+        target = ROOT / "runs" / "refit" / res.meta["name"]
+        with output_lock(target):
+            path = res.save(target)
     th = res.points_table.thresholds
     rows = res.meta["rows"]
     print(f"refit of {export} ({res.meta['outcome']}): {rows['labelled']} labelled leads, "

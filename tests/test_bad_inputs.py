@@ -241,6 +241,20 @@ def test_out_naming_a_file_is_refused_and_kept(good, capsys):
     assert not [p for p in root.iterdir() if p.name.startswith(".afile")]
 
 
+def test_refit_out_naming_a_file_is_refused_before_the_fit(good, capsys, monkeypatch):
+    """``lab refit --out FILE`` is refused before any work (the fit is never called)."""
+    import calibration.refit
+
+    root, _, _ = good
+    f = root / "model_file"
+    f.write_text("precious")
+    monkeypatch.setattr(calibration.refit, "run_refit", lambda *a, **k: pytest.fail("the fit ran"))
+    code, err = lab(capsys, "refit", root / "small.yaml", "--mapping", ROOT / "data" / "mappings" / "sim_leads.yaml",
+                    "--out", f)
+    expect(code, err, 2, str(f), "is a file", "rule")
+    assert f.read_text() == "precious"
+
+
 def test_unwritable_out_is_one_line(good, capsys):
     root, _, _ = good
     code, err = lab(capsys, "simulate", root / "small.yaml", "-r", "1", "--no-tables", "--out", "/proc/lab-out")
