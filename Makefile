@@ -36,6 +36,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_calibration.py
+	$(BIN)/python benchmarks/bench_replication.py
 
 expected: $(STAMP)
 	$(BIN)/python tests/expected_results.py
