@@ -95,7 +95,7 @@ def choose_thresholds(scores, y, weekly_volume: float, capacity: float, hot_capa
         hot_fits = curve[curve["routed_per_week"] <= hot_capacity]
         hot = max(mql, float(hot_fits["cutoff"].min()) if len(hot_fits) else float(curve["cutoff"].max()))
     th = Thresholds(hot=hot, mql=mql, nurture=mql - (SEED.mql - SEED.nurture))
-    rule = (f"MQL = lowest cut-off routing <= {capacity:g} leads/week of {weekly_volume:g} (expected qualified "
+    rule = (f"MQL = lowest cut-off routing <= {capacity:,.0f} leads/week of {weekly_volume:,.0f} (expected qualified "
             "pipeline falls as the cut-off rises, so the lowest feasible one maximises it); "
             + ("Hot = MQL + 15 (seeds' gap)" if hot_capacity is None else
                f"Hot = lowest cut-off routing <= {hot_capacity:g} leads/week for immediate contact")
