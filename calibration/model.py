@@ -36,6 +36,9 @@ MISSING = "__missing__"
 #: Numeric lab columns whose points may peak or dip (a sweet spot of company size);
 #: every other numeric feature is a count or an ordered quantity and gets monotone points.
 SHAPE_FREE = ("employee_count",)
+#: Categories with a business order, lowest first: their points may only rise along it.
+#: Neighbours whose weights run the other way are tied (one weight, equal points).
+ORDINAL = {"seniority": ("individual", "manager", "director", "vp", "c_level")}
 
 
 class LeadScoringModel(ClassifierMixin, BaseEstimator):
@@ -56,6 +59,9 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         (optbinning's z-test) are merged.
     shape_free : list of str
         Numeric columns allowed to peak or dip; the others are monotone.
+    ordinal : dict of str to sequence of str, or None
+        Categorical columns with a business order (lowest first) whose points must not
+        fall along it; None means ``ORDINAL`` (seniority).
     min_frequency : float
         A category seen in a smaller share of training rows joins the missing level.
     max_categories : int
@@ -80,6 +86,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         "min_bin_size": [Interval(Real, 0, 0.5, closed="right")],
         "max_pvalue": [Interval(Real, 0, 1, closed="right")],
         "shape_free": [list, tuple],
+        "ordinal": [dict, None],
         "min_frequency": [Interval(Real, 0, 0.5, closed="both")],
         "max_categories": [Interval(Integral, 2, None, closed="left")],
         "Cs": [list, tuple],
@@ -90,7 +97,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
     }
 
     def __init__(self, numeric=None, categorical=None, n_bins=6, min_bin_size=0.02, max_pvalue=0.05,
-                 shape_free=SHAPE_FREE, min_frequency=0.005, max_categories=30, Cs=(0.01, 0.1, 1.0, 10.0), cv=3,
+                 shape_free=SHAPE_FREE, ordinal=None, min_frequency=0.005, max_categories=30, Cs=(0.01, 0.1, 1.0, 10.0), cv=3,
                  max_iter=2000, random_state=0, cv_max_rows=50_000):
         self.numeric = numeric
         self.categorical = categorical
@@ -98,6 +105,7 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         self.min_bin_size = min_bin_size
         self.max_pvalue = max_pvalue
         self.shape_free = shape_free
+        self.ordinal = ordinal
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.Cs = Cs
@@ -136,6 +144,18 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
             trend = "auto" if c in self.shape_free else "auto_asc_desc"
             self.cut_points_[c], self.trends_[c] = self._optimal_cuts(X[c], y, w, trend)
         self.categories_ = {c: _frequent(X[c], self.min_frequency, self.max_categories) for c in categorical}
+        # Ordinal categories: the kept ones in business order, and a tie map (level ->
+        # the level whose weight it shares; identity until a tie is needed).
+        order = ORDINAL if self.ordinal is None else self.ordinal
+        self.ordinal_order_ = {}
+        self.tie_map_ = {}
+        for c in categorical:
+            if c in order:
+                lower = [str(k).lower() for k in self.categories_[c]]
+                seq = [lower.index(str(v).lower()) for v in order[c] if str(v).lower() in lower]
+                if len(seq) > 1:
+                    self.ordinal_order_[c] = seq
+                    self.tie_map_[c] = np.arange(len(self.categories_[c]) + 1)
         codes = self._codes(X)
         keys, inv = _patterns(codes)
         folds = np.random.default_rng(self.random_state).integers(0, self.cv, len(y))
@@ -176,10 +196,27 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
         return cuts, kind
 
     def _merge_violations(self) -> bool:
-        """Drop one cut per monotone feature whose adjacent weights run against its trend;
-        True when anything changed (the caller refits)."""
+        """Drop one cut per monotone feature whose adjacent weights run against its trend,
+        and tie one pair of neighbours per ordinal category whose weights fall along its
+        order; True when anything changed (the caller refits)."""
         offsets, _ = self._offsets
         changed = False
+        for j, c in enumerate(self.feature_names_in_):
+            seq = self.ordinal_order_.get(c)
+            if seq is None:
+                continue
+            tie = self.tie_map_[c]
+            beta = self.coef_[offsets[j] + tie[seq]]
+            step = np.diff(beta)
+            if (step >= -1e-9).all():
+                continue
+            i = int(np.argmin(step))
+            lo, hi = tie[seq[i]], tie[seq[i + 1]]
+            tie[tie == hi] = lo  # the higher level now shares the lower one's weight
+            cats = self.categories_[c]
+            self.monotone_merges_.append({"feature": c, "tied": [str(cats[seq[i]]), str(cats[seq[i + 1]])],
+                                          "trend": "ascending"})
+            changed = True
         for j, c in enumerate(self.feature_names_in_):
             trend = self.trends_.get(c)
             cuts = self.cut_points_.get(c)
@@ -260,6 +297,9 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
                 # Categories match case-insensitively, as in sim.scoring.PointsTable.
                 code = category_codes(X[c], cats).astype(np.int32)
                 code[code < 0] = len(cats)
+                tie = getattr(self, "tie_map_", {}).get(c)
+                if tie is not None:
+                    code = tie[code].astype(np.int32)
             out[:, j] = code
         return out
 
@@ -302,8 +342,16 @@ class LeadScoringModel(ClassifierMixin, BaseEstimator):
                 kind = "category"
             rows += [(c, v, kind) for v in labels] + [(c, MISSING, kind)]
         out = pd.DataFrame(rows, columns=["criterion", "value", "kind"])
-        out["coef"] = self.coef_
-        out["n_train"] = self.level_counts_
+        # A tied ordinal level shows the weight (and the training count) of the level it
+        # shares it with; its own column is never used.
+        offsets, _ = self._offsets
+        take = np.arange(len(self.coef_))
+        for j, c in enumerate(self.feature_names_in_):
+            tie = self.tie_map_.get(c) if hasattr(self, "tie_map_") else None
+            if tie is not None:
+                take[offsets[j]:offsets[j] + len(tie)] = offsets[j] + tie
+        out["coef"] = self.coef_[take]
+        out["n_train"] = self.level_counts_[take]
         return out
 
 

@@ -206,8 +206,12 @@ def run_refit(export: str | Path, mapping: str | Path | Mapping, previous: str |
     model = LeadScoringModel(numeric=numeric, categorical=categorical, n_bins=cfg.n_bins, Cs=cfg.Cs,
                              random_state=cfg.seed).fit(Xtr[features], y[train])
     for m in model.monotone_merges_:
-        notes.append(f"'{m['feature']}': ranges either side of {m['cut_removed']:g} merged so its points stay "
-                     f"{m['trend']} (their weights ran against the trend with the other criteria in the model)")
+        if "tied" in m:
+            notes.append(f"'{m['feature']}': {m['tied'][0]} and {m['tied'][1]} share one weight so its points "
+                         "do not fall along its order (their weights ran against it with the other criteria)")
+        else:
+            notes.append(f"'{m['feature']}': ranges either side of {m['cut_removed']:g} merged so its points stay "
+                         f"{m['trend']} (their weights ran against the trend with the other criteria in the model)")
     notes += missing_notes(model, Xtr[features], y[train])
 
     seed = load_model(None)

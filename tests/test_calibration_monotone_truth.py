@@ -4,6 +4,7 @@ every pair of levels whose true points differ by 10 or more."""
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from calibration.model import LeadScoringModel
@@ -32,6 +33,34 @@ def test_recovered_table_is_monotone(recovered):
         rows = table.rows[table.rows.criterion == crit]
         rng = sorted((parse_range(v), p) for v, p in zip(rows["value"], rows["points"]) if parse_range(v))
         assert (np.diff([p for _, p in rng]) >= 0).all(), rows
+
+
+def test_ordinal_categories_never_lose_points_along_their_order(recovered):
+    """Seniority's points do not fall from individual to c_level (tied neighbours share
+    one weight), and the refit is free to give steps where the data shows them."""
+    from calibration.model import ORDINAL
+
+    table, _ = recovered
+    rows = table.rows[table.rows.criterion == "seniority"].set_index("value")["points"]
+    pts = [rows[v] for v in ORDINAL["seniority"] if v in rows.index]
+    assert len(pts) == 5
+    assert (np.diff(pts) >= 0).all(), rows
+    assert pts[-1] > pts[0]
+
+
+def test_a_falling_ordinal_neighbour_pair_is_tied():
+    """When the data make vp convert better than c_level, the two share one weight."""
+    rng = np.random.default_rng(4)
+    n = 40_000
+    sen = rng.choice(["individual", "manager", "director", "vp", "c_level"], n)
+    p = pd.Series(sen).map({"individual": 0.05, "manager": 0.08, "director": 0.12, "vp": 0.20,
+                            "c_level": 0.17}).to_numpy()
+    y = (rng.random(n) < p).astype(int)
+    m = LeadScoringModel(numeric=[], categorical=["seniority"], Cs=(10.0,)).fit(pd.DataFrame({"seniority": sen}), y)
+    lv = m.levels().set_index("value")["coef"]
+    assert lv["vp"] == lv["c_level"]
+    assert lv["individual"] < lv["manager"] < lv["director"] < lv["vp"]
+    assert {"feature": "seniority", "tied": ["vp", "c_level"], "trend": "ascending"} in m.monotone_merges_
 
 
 def test_order_of_levels_whose_true_points_differ_by_10_is_kept(recovered):
