@@ -21,7 +21,7 @@ OUTCOME = "outcome"
 #: Stage timestamps, in funnel order; ``created_at`` comes first.
 STAGE_DATES = ("mql_at", "sal_at", "sql_at", "opportunity_at", "closed_at")
 #: Dates that are not stages: the first touch, the SDR's hand-off to sales and sales' decision.
-DATES = (CREATED, "first_response_at", "handoff_at", "decided_at") + STAGE_DATES
+DATES = (CREATED, "first_response_at", "handoff_at", "decided_at", "last_engagement_at") + STAGE_DATES
 #: Pre-outcome lab columns that are scoring features.
 NUMERIC_FEATURES = ("employee_count", "demo_requests", "pricing_page_visits", "content_downloads",
                     "web_visits", "webinars")

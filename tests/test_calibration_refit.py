@@ -147,6 +147,32 @@ def test_decay_rule_recovers_a_known_weekly_loss():
     assert default["source"] == "default" and default["lo"] is None and "interval n/a" in default["rule"]
 
 
+def test_decay_rule_estimated_through_a_mapped_engagement_date(tmp_path):
+    """An export whose mapping names ``last_engagement_at`` gets an estimated decay rule
+    with an interval (end to end: mapping, importer, refit, saved artifact)."""
+    import pandas as pd
+    import yaml
+
+    df = make_export(6000, seed=8)
+    created = pd.to_datetime(df["created_at"])
+    rng = np.random.default_rng(3)
+    won = (df["outcome"] == "won").to_numpy()
+    # Leads that went quiet longer before scoring convert less: weeks since engagement
+    # drawn shorter for the won ones.
+    weeks = np.where(won, rng.exponential(1.0, len(df)), rng.exponential(3.0, len(df)))
+    df["last_seen"] = (created - pd.to_timedelta(weeks * 7, unit="D")).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = tmp_path / "export.csv"
+    df.to_csv(path, index=False)
+    doc = yaml.safe_load(SIMMAP.read_text())
+    doc["columns"]["last_seen"] = "last_engagement_at"
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(yaml.safe_dump(doc))
+    res = run_refit(path, mapping, n_boot=10)
+    assert res.decay["source"] == "estimated", res.decay
+    assert 0 < res.decay["lo"] <= res.decay["points_per_week"] <= res.decay["hi"]
+    assert "estimated on" in res.decay["rule"]
+
+
 def test_x_education_seed_table_not_applicable_is_reported(xed_refit):
     c = xed_refit.comparison
     assert not c.applicable and c.recommendation.startswith("promote: the seed model's criteria")
