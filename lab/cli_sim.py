@@ -17,6 +17,20 @@ def _print_summary(result, out: Path):
     print(f"\nwrote {out}")
 
 
+def _backtest_record(result, scenario_path: Path) -> None:
+    """Record the scenario's back-test verdict in the run's provenance (run.json), and say
+    on stderr when the twin failed it: its figures are not validated."""
+    import sys
+
+    from sim.scenario import backtest_verdict
+
+    verdict = backtest_verdict(scenario_path)
+    result.meta["scenario_backtest"] = verdict or "none recorded"
+    if verdict is not None and verdict.startswith("fail"):
+        print(f"warning: {scenario_path}: this scenario failed its back-test ({verdict}); "
+              "its figures are not validated against history", file=sys.stderr)
+
+
 def register(app: typer.Typer):
     @app.command()
     def simulate(
@@ -40,6 +54,7 @@ def register(app: typer.Typer):
         with output_lock(out):  # checked and held from before the run to the swap
             res = run_scenario(scn, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
                                keep_tables=tables)
+            _backtest_record(res, scenario)
             _print_summary(res, write_result(res, out))
 
     @app.command()
@@ -59,10 +74,12 @@ def register(app: typer.Typer):
         from sim.scenario import load_policies
 
         _check(replications, jobs, seed)
-        _, scenarios = load_policies(policies, set_)
+        pset, scenarios = load_policies(policies, set_)
         with output_lock(out):
             res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
                             keep_tables="first")
+            base = Path(pset.base) if Path(pset.base).is_absolute() else policies.parent / pset.base
+            _backtest_record(res, base)
             _print_summary(res, write_result(res, out))
         from sim.mechanism import mechanism_table  # an SLA change alone may move nothing
 

@@ -584,6 +584,22 @@ def build_scenario(doc: dict | None = None, overrides: dict | None = None, sourc
     return scn
 
 
+def backtest_verdict(path: str | Path) -> str | None:
+    """The back-test verdict a fitted scenario file carries in its header
+    (``# backtest: pass | fail ... | not testable``, written by
+    ``calibration.backtest.save_backtest``); None when the file records none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.startswith("#"):
+                    return None
+                if line.startswith("# backtest:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def load_scenario(path: str | Path, overrides: dict | list[str] | None = None) -> Scenario:
     """Read a scenario YAML file; ``overrides`` is a dict or a list of ``k=v`` strings
     (a problem with one of those blames its ``--set`` option). An empty file is refused;

@@ -122,3 +122,30 @@ def test_duration_distributions_know_their_moments():
         se = np.sqrt(d.variance / x.size)
         assert abs(x.mean() - d.mean) <= 4 * se + 1e-12, d
         assert "mean=" in repr(d)
+
+
+@pytest.mark.parametrize("header,verdict,warned", [
+    ("# backtest: fail (3 of 9 KPIs outside)\n# backtest leads_per_week: fail (actual 741, simulated 1142 [1089, 1195])\n",
+     "fail (3 of 9 KPIs outside)", True),
+    ("# backtest: pass\n", "pass", False),
+    ("", "none recorded", False),
+])
+def test_a_twin_that_failed_its_backtest_says_so_in_every_run(tmp_path, capsys, header, verdict, warned):
+    """The verdict save_backtest writes at the top of a fitted scenario travels into the
+    provenance of every run of it (run.json), and a failed one is said on stderr."""
+    import json
+
+    from lab.cli import main
+
+    base = (SCENARIOS / "baseline.yaml").read_text()
+    path = tmp_path / "twin.yaml"
+    path.write_text(header + base)
+    out = tmp_path / "run"
+    rc = main(["simulate", str(path), "-r", "1", "--no-tables", "--out", str(out),
+               "--set", "calendar.horizon_days=21", "--set", "calendar.warmup_days=7"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert json.loads((out / "run.json").read_text())["scenario_backtest"] == verdict
+    assert ("failed its back-test" in err) is warned
+    if warned:
+        assert str(path) in err and "fail (3 of 9 KPIs outside)" in err
