@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.errors import LabError
 from common.intervals import summarise_means
 from sim.calendar import BusinessClock
 from sim.scenario import REASONS, SEGMENTS, Scenario
@@ -70,8 +71,7 @@ class KPI:
         return (0.0, None) if self.kind in ("count", "rate", "money", "minutes", "days", "ratio") else (None, None)
 
 
-def _k(name, unit, kind, label, meaning):
-    return KPI(name, unit, kind, label, meaning)
+_k = KPI  # short, for the table below
 
 
 _LEADS = "leads created in the window"
@@ -536,7 +536,8 @@ def dashboard(leads: pd.DataFrame, scn: Scenario, start=None, end=None, by: str 
         elif by in leads:
             key = leads[by].astype(object).fillna("(missing)")
         else:
-            raise KeyError(f"dashboard: no column {by!r} to group by")
+            raise LabError(f"dashboard: by: no column {by!r} in the lead table to group by (rule: 'week', "
+                           f"'segment' or a column of the export); got {by!r}")
         for g in sorted(key.unique(), key=str):
             groups.append((str(g), key == g, start, end))
     rows = []
