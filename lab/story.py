@@ -130,14 +130,21 @@ class Limits:
         """Plain reasons the policy breaks the limits (empty: within limits)."""
         why = []
         if means.get("sla_attainment_hot", 1.0) < self.min_sla_hot:
-            why.append(f"Hot-lead SLA attainment {fmt('sla_attainment_hot', means['sla_attainment_hot'])} "
+            why.append(f"Hot-lead SLA attainment {_vs(means['sla_attainment_hot'], self.min_sla_hot)} "
                        f"is below {self.min_sla_hot:.0%}")
         if means.get("sla_attainment", 1.0) < self.min_sla:
-            why.append(f"SLA attainment {fmt('sla_attainment', means['sla_attainment'])} is below {self.min_sla:.0%}")
+            why.append(f"SLA attainment {_vs(means['sla_attainment'], self.min_sla)} is below {self.min_sla:.0%}")
         if means.get("sdr_utilisation", 0.0) > self.max_utilisation:
-            why.append(f"SDRs would be busy {fmt('sdr_utilisation', means['sdr_utilisation'])} of their time, "
+            why.append(f"SDRs would be busy {_vs(means['sdr_utilisation'], self.max_utilisation)} of their time, "
                        f"above {self.max_utilisation:.0%}")
         return why
+
+
+def _vs(value: float, limit: float) -> str:
+    """A share beside its limit, with the decimal that shows which side it is on
+    ("79.96%" rather than "80% is below 80%")."""
+    text = f"{value:.0%}"
+    return text if text != f"{limit:.0%}" else f"{value:.2%}"
 
 
 @dataclass

@@ -155,3 +155,13 @@ def test_sweep_outputs_feed_the_report(chain):
     assert saved.policies == ["baseline", "sla_24h", "sdrs_6"]  # the policy file's order
     assert set(saved.kpis["replication"]) == {0, 1}
     assert saved.leads is not None and len(saved.leads)
+
+
+def test_a_limit_breach_is_never_printed_as_equal_to_the_limit():
+    """0.7996 against an 80% limit reads "79.96% is below 80%", never "80% is below 80%"."""
+    import pandas as pd
+
+    from lab.story import Limits
+
+    why = Limits().check(pd.Series({"sla_attainment": 0.7996, "sla_attainment_hot": 0.57, "sdr_utilisation": 0.5}))
+    assert why == ["Hot-lead SLA attainment 57% is below 80%", "SLA attainment 79.96% is below 80%"]
