@@ -17,7 +17,7 @@ from typing import NamedTuple
 import yaml
 
 from common.errors import LabError, shown
-from common.paths import NOTEBOOKS
+from common.paths import NOTEBOOKS, ROOT
 
 # nbformat imports jsonschema, which imports rfc3987_syntax when installed; that compiles
 # about forty grammars on import (2-7 s in every process that runs a notebook) only to
@@ -245,7 +245,9 @@ def effective_parameters(declared: dict[str, Param], values: dict) -> list[dict]
     rows = []
     for name, p in declared.items():
         if name in values:
-            shown, is_set = repr(values[name]), True  # Python, like the defaults beside it
+            # Python, like the defaults beside it; files inside the project relative to it,
+            # so a report does not show the machine it ran on.
+            shown, is_set = repr(values[name]).replace(str(ROOT) + "/", ""), True
         else:
             shown, is_set = p.default, False
         rows.append({"name": name, "type": p.type, "value": shown, "help": p.help, "set": is_set})

@@ -267,3 +267,15 @@ def test_default_kernel_runs_this_interpreter(monkeypatch, tmp_path, installed, 
 
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", get_kernel_spec)
     assert nbr.default_kernel() == expected
+
+
+def test_report_header_shows_project_files_relative_to_the_project():
+    """No machine path in a report: files inside the project are shown relative to it,
+    files elsewhere (a team's own export) as given."""
+    from common.paths import ROOT
+    from lab.notebook_params import Param, effective_parameters
+
+    declared = {"scenario": Param("str", "'x'", ""), "export": Param("str", "'y'", "")}
+    rows = effective_parameters(declared, {"scenario": str(ROOT / "data" / "scenarios" / "baseline.yaml"),
+                                           "export": "/srv/crm/leads.csv"})
+    assert [r["value"] for r in rows] == ["'data/scenarios/baseline.yaml'", "'/srv/crm/leads.csv'"]
