@@ -7,3 +7,13 @@ SCENARIOS = DATA / "scenarios"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 SHARED = ROOT.parent / "shared"
+
+
+def display_path(path) -> str:
+    """A path as a report shows it: relative to the project when inside it (no machine
+    paths in what people read), as given otherwise."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.paths import display_path
 from sim.kpis import kpi as kpi_def
 
 # KPI names, units, plain labels and kinds (which pick the number format) live in
@@ -452,14 +453,14 @@ def provenance(*sweeps: SavedSweep, model: str | Path | None = None) -> pd.DataF
     rows = []
     for s in sweeps:
         reps = s.meta.get("replications") or {}
-        rows.append({"input": s.path.name, "folder": str(s.path), "seed": s.meta.get("seed"),
+        rows.append({"input": s.path.name, "folder": display_path(s.path), "seed": s.meta.get("seed"),
                      "replications per policy": ", ".join(sorted({str(v) for v in reps.values()})),
                      "policies": ", ".join(s.policies), "code version": s.meta.get("code_version"),
                      "created": s.meta.get("created_at")})
     if model is not None:
         try:
             p = find_points_table(model)
-            rows.append({"input": "scoring model", "folder": str(p)})
+            rows.append({"input": "scoring model", "folder": display_path(p)})
         except FileNotFoundError as exc:
             rows.append({"input": "scoring model", "folder": str(exc)})
     return pd.DataFrame(rows, dtype=object).set_index("input").fillna("")
