@@ -279,3 +279,10 @@ def test_report_header_shows_project_files_relative_to_the_project():
     rows = effective_parameters(declared, {"scenario": str(ROOT / "data" / "scenarios" / "baseline.yaml"),
                                            "export": "/srv/crm/leads.csv"})
     assert [r["value"] for r in rows] == ["'data/scenarios/baseline.yaml'", "'/srv/crm/leads.csv'"]
+
+
+def test_display_path_is_relative_inside_the_project_only():
+    from common.paths import ROOT, display_path
+
+    assert display_path(ROOT / "reports" / "runs" / "refit" / "points.yaml") == "reports/runs/refit/points.yaml"
+    assert display_path("/srv/crm/leads.csv") == "/srv/crm/leads.csv"
