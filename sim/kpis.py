@@ -39,6 +39,7 @@ import pandas as pd
 from common.errors import LabError
 from common.intervals import summarise_means
 from sim.calendar import BusinessClock
+from sim.economics import money_kpis
 from sim.scenario import REASONS, SEGMENTS, Scenario
 
 DAY = 1440.0
@@ -60,7 +61,7 @@ class KPI:
 
     name: str
     unit: str
-    kind: str  # share | count | rate | money | minutes | days | ratio
+    kind: str  # share | count | rate | money | net_money (can be negative) | minutes | days | ratio
     label: str
     meaning: str
 
@@ -137,6 +138,17 @@ KPIS: dict[str, KPI] = {k.name: k for k in [
     _k("marketing_spend_usd", "USD", "money", "marketing spend", "leads times the scenario's cost per lead of their channel"),
     _k("marketing_roi", "USD per USD", "ratio", "marketing ROI", "expected_revenue_usd / marketing_spend_usd"),
     _k("reassigned_count", "passes", "count", "reassigned leads", "leads taken from a rep who missed the SLA"),
+    # Cost and value (sim.economics, the one home of these formulas).
+    _k("team_cost_usd", "USD", "money", "team cost",
+       "loaded cost of the SDRs (shift premiums included), overflow pool and AEs over the window"),
+    _k("gross_profit_usd", "USD", "money", "gross profit", "gross margin x expected_revenue_usd"),
+    _k("net_value_usd", "USD", "net_money", "net value",
+       "gross_profit_usd - team_cost_usd - marketing_spend_usd over the window"),
+    *[_k(f"{n}_per_quarter_usd", "USD/quarter", "net_money" if n == "net_value" else "money", f"{lab} per quarter",
+         f"{n}_usd x 13 / weeks in the window") for n, lab in (
+        ("pipeline", "pipeline created"), ("revenue_won", "revenue won"), ("expected_revenue", "expected revenue"),
+        ("marketing_spend", "marketing spend"), ("team_cost", "team cost"), ("gross_profit", "gross profit"),
+        ("net_value", "net value"))],
 ]}
 
 # Per-channel and per-team KPIs: the names depend on the scenario.
@@ -368,6 +380,7 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     spend = float(pd.Series(channel, dtype=object).map(cost).fillna(0.0).sum())
     k["marketing_spend_usd"] = spend
     k["marketing_roi"] = _rate(k["expected_revenue_usd"], spend)
+    k.update(money_kpis(k, scn, weeks))
     return k
 
 
@@ -430,6 +443,7 @@ def summarise(kpis: pd.DataFrame, by: str | list[str] = "policy", level: float =
 # ---- the dashboard on an export: intervals, groups, what the export cannot show ------------------
 #: The lead-table columns each KPI needs; a KPI whose columns an export lacks is shown as
 #: "not in this export", never as 0.
+_SCENARIO_COST = "(team cost: the scenario's, not the export's)"
 KPI_NEEDS = {
     "mql_count": ("mql_at",), "mql_per_week": ("mql_at",), "hot_share": ("band",), "hot_mql_count": ("mql_at", "band"),
     "hot_share_of_mql": ("mql_at", "band"), "untouched_share": ("mql_at", "first_response_at"),
@@ -448,6 +462,13 @@ KPI_NEEDS = {
     "revenue_won_usd": ("opportunity_at", "amount", "outcome"), "expected_revenue_usd": ("opportunity_at", "amount"),
     "pipeline_coverage": ("opportunity_at", "amount"), "marketing_spend_usd": ("channel",),
     "marketing_roi": ("channel", "opportunity_at", "amount"),
+    # Costs come from the scenario, not the export: an export cannot show them.
+    **{n: (_SCENARIO_COST,) for n in ("team_cost_usd", "net_value_usd", "team_cost_per_quarter_usd",
+                                      "net_value_per_quarter_usd")},
+    **{n: ("opportunity_at", "amount") for n in ("gross_profit_usd", "gross_profit_per_quarter_usd",
+                                                 "pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd")},
+    "revenue_won_per_quarter_usd": ("opportunity_at", "amount", "outcome"),
+    "marketing_spend_per_quarter_usd": ("channel",),
 }
 NOT_IN_EXPORT = "not in this export"
 _COUNT_OF = {"leads_per_week": "lead_count", "mql_per_week": "mql_count", "sql_per_week": "sql_count",

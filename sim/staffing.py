@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import LabError
+from sim.economics import hourly_cost_usd, off_hours_per_week, sdr_cost_per_week_usd, shift_cost_per_week_usd
 from sim.erlang import agents_for_service_level
 from sim.scenario import Scenario, build_scenario
 
@@ -61,11 +62,7 @@ class ShiftPattern:
 
     def off_hours_per_week(self) -> float:
         """Paid hours outside 9-18 on weekdays (all weekend hours): they earn the premium."""
-        off = 0.0
-        for d in self.days:
-            inside = max(0.0, min(self.end_hour, 18.0) - max(self.start_hour, 9.0)) if d < 5 else 0.0
-            off += (self.end_hour - self.start_hour) - inside
-        return off
+        return off_hours_per_week(self.days, self.start_hour, self.end_hour)
 
 
 # Five shift types a typical inbound SDR team can work (replace with your own).
@@ -103,30 +100,10 @@ def parse_target(text: str) -> Target:
     return Target(band, minutes, share / 100.0)
 
 
-# ---- cost ------------------------------------------------------------------------------------
-def hourly_cost_usd(scn: Scenario) -> float:
-    """Loaded cost of one SDR paid hour."""
-    e = scn.economics
-    return e.sdr_cost_per_year_usd / e.paid_hours_per_year
-
-
+# ---- cost (formulas in sim.economics) ----------------------------------------------------------
 def pattern_cost_per_week_usd(scn: Scenario, p: ShiftPattern) -> float:
-    """One person on pattern ``p`` for a week: paid hours at the loaded rate, off-hours
-    with the premium."""
-    return hourly_cost_usd(scn) * (p.paid_hours_per_week() + scn.economics.off_hours_premium * p.off_hours_per_week())
-
-
-def team_cost_per_week_usd(scn: Scenario) -> float:
-    """Weekly cost of a scenario's SDRs (its shifts, or every SDR on the calendar's
-    hours) and overflow pool, by the same rule."""
-    cal, team = scn.calendar, scn.team
-    office = ShiftPattern("office", tuple(cal.working_days), cal.open_hour, cal.close_hour)
-    if team.shifts:
-        cost = sum(s.people * pattern_cost_per_week_usd(scn, ShiftPattern(s.name, tuple(s.days), s.start_hour, s.end_hour))
-                   for s in team.shifts)
-    else:
-        cost = team.sdrs * pattern_cost_per_week_usd(scn, office)
-    return cost + team.overflow_people * pattern_cost_per_week_usd(scn, office)
+    """One person on pattern ``p`` for a week (``sim.economics.shift_cost_per_week_usd``)."""
+    return shift_cost_per_week_usd(scn, p.days, p.start_hour, p.end_hour)
 
 
 # ---- demand and requirements -------------------------------------------------------------------
@@ -279,7 +256,7 @@ def _evaluate(scenarios: dict[str, Scenario], base_cost: float, targets, replica
     for name, scn in scenarios.items():
         cal = scn.calendar
         weeks = (cal.horizon_days - cal.warmup_days) / 7.0
-        cost = team_cost_per_week_usd(scn)
+        cost = sdr_cost_per_week_usd(scn)
         mine = k.loc[name]
         row = {"name": name, "people": scn.team.sdrs + scn.team.overflow_people, "cost_per_week_usd": cost,
                "replications": len(mine)}
@@ -320,7 +297,7 @@ def plan_staffing(scn: Scenario, targets: list[Target], patterns=DEFAULT_PATTERN
     covered = np.any([p.hours_of_week() for p in patterns], axis=0) & clock_hours(scn)
     need = requirements(dem, targets, covered)
     base = with_targets(scn, targets)
-    base_cost = team_cost_per_week_usd(scn)
+    base_cost = sdr_cost_per_week_usd(scn)
     ref = _evaluate({"base": base, **{f"policy {n}": with_targets(s, targets) for n, s in (compare or {}).items()}},
                     base_cost, targets, replications, seed, n_jobs)
     ref, ref_kpis = ref

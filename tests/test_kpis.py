@@ -154,7 +154,7 @@ def test_data_dictionary_is_written_next_to_the_tables(written):
 
 def test_every_kpi_has_a_unit_kind_and_bounds():
     for name, k in KPIS.items():
-        assert k.unit and k.meaning and k.kind in ("share", "count", "rate", "money", "minutes", "days", "ratio"), name
+        assert k.unit and k.meaning and k.kind in ("share", "count", "rate", "money", "net_money", "minutes", "days", "ratio"), name
         if k.kind == "share":
             assert k.bounds == (0.0, 1.0)
     assert kpi("sdr_utilisation").bounds == (0.0, 1.0)
