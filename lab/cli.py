@@ -60,6 +60,18 @@ def _click():
     return exceptions
 
 
+def _aborts() -> tuple:
+    """What an interrupted command raises: click's ``Abort`` (Typer >= 0.2x vendors click
+    without it and keeps its own in ``typer.exceptions``) and ``KeyboardInterrupt``."""
+    found = [getattr(_click(), "Abort", None)]
+    try:
+        from typer.exceptions import Abort
+    except ImportError:  # pragma: no cover - older Typer: click's Abort is the one
+        Abort = None
+    found.append(Abort)
+    return tuple(dict.fromkeys(c for c in found if c is not None)) + (KeyboardInterrupt,)
+
+
 def usage_message(exc, argv: list[str]) -> str:
     """Click's usage error as one line: the option, the rule and the value given."""
     click = _click()
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         except click.ClickException as exc:
             print(f"error: {usage_message(exc, argv)}", file=sys.stderr)
             return exc.exit_code
-        except (click.Abort, KeyboardInterrupt):
+        except _aborts():
             return _interrupted(sig.got)
         except OSError as exc:  # the disk or the system, not the input: one line all the same
             from common.files import os_problem

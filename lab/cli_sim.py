@@ -17,6 +17,65 @@ def _print_summary(result, out: Path):
     print(f"\nwrote {out}")
 
 
+#: The KPIs whose differences from the baseline ``lab sweep`` prints, money first.
+DIFFERENCE_KPIS = ["sql_count", "pipeline_usd", "expected_revenue_usd", "net_value_per_quarter_usd",
+                   "sla_attainment_hot", "response_median_minutes"]
+
+
+def baseline_policy(names: list[str], wanted: str | None, source: Path) -> str:
+    """The policy the others are compared with: ``wanted``, else the one named
+    ``baseline``, else the first; an unknown name is one ``LabError``."""
+    if wanted is None:
+        return "baseline" if "baseline" in names else names[0]
+    if wanted not in names:
+        raise LabError(f"--baseline: {source} has no policy named {wanted!r} "
+                       f"(rule: one of its policies: {', '.join(names)}); got {wanted!r}")
+    return wanted
+
+
+def difference_table(kpis, policies: list[str], baseline: str, names: list[str] | None = None):
+    """Each policy's difference from ``baseline``, paired by replication: one row per
+    policy, one column per KPI, "effect [low, high]" with the 95% interval of the paired
+    differences (``lab.story.effects``), or "effect n/a" below two replications."""
+    import pandas as pd
+
+    from lab.story import effects
+
+    names = [k for k in (names or DIFFERENCE_KPIS) if k in kpis.columns]
+    rows = {}
+    for policy in policies:
+        if policy == baseline:
+            continue
+        e = effects(kpis, policy, baseline, names).set_index("kpi")
+        rows[policy] = {k: _difference(k, e.loc[k]) for k in names if k in e.index}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=names)
+    table.index.name = "policy"
+    return table
+
+
+def _difference(kpi: str, e) -> str:
+    import pandas as pd
+
+    from lab.story import fmt
+
+    effect = fmt(kpi, e["effect"], signed=True)
+    if pd.isna(e["low"]) or pd.isna(e["high"]):
+        return f"{effect} n/a"
+    return f"{effect} [{fmt(kpi, e['low'], signed=True)}, {fmt(kpi, e['high'], signed=True)}]"
+
+
+def _print_differences(result, baseline: str) -> None:
+    import pandas as pd
+
+    table = difference_table(result.kpis, list(result.scenarios), baseline)
+    if table.empty:
+        print(f"\nno difference from {baseline} to show: the sweep has one policy")
+        return
+    print(f"\ndifference from {baseline} (policy minus {baseline}, paired by replication; mean [95% interval]):")
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
+        print(table.to_string())
+
+
 def _backtest_record(result, scenario_path: Path) -> None:
     """Record the scenario's back-test verdict in the run's provenance (run.json), and say
     on stderr when the twin failed it: its figures are not validated."""
@@ -66,8 +125,11 @@ def register(app: typer.Typer):
         out: Path = typer.Option(Path("runs/sweep"), "--out", help="output directory"),
         jobs: int = typer.Option(2, "--jobs", "-j", help="local worker processes"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask.distributed scheduler address"),
+        baseline: Optional[str] = typer.Option(None, "--baseline", help="policy the others are compared with "
+                                               "(default: the one named baseline, else the first)"),
     ):
-        """Compare policies side by side on common random numbers."""
+        """Compare policies side by side on common random numbers: their levels, then each
+        one's difference from the baseline with its 95% interval."""
         from common.files import output_lock
         from sim.experiment import run_sweep
         from sim.output import write_result
@@ -75,12 +137,14 @@ def register(app: typer.Typer):
 
         _check(replications, jobs, seed)
         pset, scenarios = load_policies(policies, set_)
+        base_policy = baseline_policy(list(scenarios), baseline, policies)
         with output_lock(out):
             res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
                             keep_tables="first")
             base = Path(pset.base) if Path(pset.base).is_absolute() else policies.parent / pset.base
             _backtest_record(res, base)
             _print_summary(res, write_result(res, out))
+        _print_differences(res, base_policy)
         from sim.mechanism import mechanism_table  # an SLA change alone may move nothing
 
         print("\nwhat each policy changes in the team's work:\n" + mechanism_table(scenarios)["mechanism"].to_string())

@@ -6,17 +6,25 @@ self-contained HTML file (outputs only, images embedded, stderr dropped) and rec
 run in the output folder's ``runs.jsonl`` and ``index.html`` (``lab.run_index``). A
 failing cell keeps the executed notebook under ``failed/`` and leaves the previous good
 report in place. ``run_many`` runs several at once, each in its own process.
+
+Long runs talk on stderr (``Progress``): on a terminal a line per notebook started and
+finished with its elapsed seconds, above one bar per running notebook ("03_sla_policies:
+cell 7/23"); in a log (CI, cron) one plain line per notebook started, finished, failed or
+skipped, and no bars. Cells are counted through a papermill engine hook (``_engine``);
+parallel runs send their events to the parent, the one process that draws.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
-from contextlib import contextmanager
+import threading
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from lab.notebook_params import (  # noqa: F401  (re-exported: the runner's one import)
     Param, effective_parameters, notebook_parameters, parameter_value, resolve_notebook,
@@ -74,6 +82,138 @@ class RunRecord:
     @property
     def html_path(self) -> Path | None:
         return Path(self.out_dir) / self.html if self.html else None
+
+
+# --------------------------------------------------------------------- progress
+
+#: What a run says while it works: bars for a terminal, plain lines for a log, nothing.
+PROGRESS_MODES = ("bars", "lines", "off")
+
+
+def progress_mode(progress: bool | str | None) -> str:
+    """``progress`` as one of ``PROGRESS_MODES``.
+
+    ``True`` / ``False`` (what ``sys.stderr.isatty()`` answers) mean bars / lines, so a
+    command that passes ``isatty()`` draws on a terminal and logs plain lines elsewhere;
+    ``None`` asks stderr itself.
+    """
+    if progress is None:
+        return "bars" if sys.stderr.isatty() else "lines"
+    if progress is True or progress is False:
+        return "bars" if progress else "lines"
+    if progress in PROGRESS_MODES:
+        return progress
+    raise LabError(f"progress must be one of {', '.join(PROGRESS_MODES)}, True, False or None; got {progress!r}")
+
+
+class Progress:
+    """Notebook runs reported on stderr, all drawn by this one object (one thread at a time).
+
+    ``event(key, kind, data)`` takes a run's events: ``started``; ``cell`` with ``n`` (the
+    cell now running, counted from 1 over all cells, the injected parameters included)
+    and ``total``; ``finished`` with ``status`` (``ok`` or ``failed``) and ``seconds``.
+    ``skipped(label)`` notes a job that never ran. In ``bars`` mode the started and
+    finished lines print above the bars: one per running notebook and, when ``total``
+    notebooks are announced, one over all of them. In ``lines`` mode nothing but the lines.
+    """
+
+    BAR = "{desc}: cell {n_fmt}/{total_fmt} |{bar}| {elapsed}"
+
+    def __init__(self, mode: str, labels: dict, total: int | None = None):
+        self.mode, self.labels, self.total, self.done = mode, labels, total, 0
+        self.bars: dict = {}
+        self.overall = None
+        if mode == "bars" and total:
+            from tqdm import tqdm
+
+            self.overall = tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr, position=0,
+                                dynamic_ncols=True)
+
+    def _say(self, text: str) -> None:
+        if self.mode == "bars":
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        elif self.mode == "lines":
+            print(text, file=sys.stderr, flush=True)
+
+    def _tally(self) -> str:
+        return f" ({self.done} of {self.total} done)" if self.mode == "lines" and self.total else ""
+
+    def _free_position(self) -> int:
+        """The first screen row no running notebook's bar holds (row 0: the overall bar)."""
+        taken = {bar.lab_row for bar in self.bars.values()}
+        first = 1 if self.overall is not None else 0
+        return next(row for row in range(first, first + len(taken) + 1) if row not in taken)
+
+    def event(self, key, kind: str, data: dict) -> None:
+        if self.mode == "off":
+            return
+        label = self.labels.get(key, str(key))
+        if kind == "started":
+            self._say(f"{label}: started")
+            if self.mode == "bars":
+                from tqdm import tqdm
+
+                row = self._free_position()
+                bar = tqdm(total=None, desc=label, bar_format=self.BAR, file=sys.stderr, leave=False,
+                           position=row, dynamic_ncols=True)
+                bar.lab_row = row
+                self.bars[key] = bar
+        elif kind == "cell" and key in self.bars:
+            bar = self.bars[key]
+            bar.total, bar.n = data["total"], data["n"]
+            bar.refresh()
+        elif kind == "finished":
+            if key in self.bars:
+                self.bars.pop(key).close()
+            self.done += 1
+            took = f"{data['seconds']:.1f} s"
+            self._say(f"{label}: " + (f"finished in {took}" if data["status"] == "ok" else f"failed after {took}")
+                      + self._tally())
+            if self.overall is not None:
+                self.overall.update()
+
+    def skipped(self, label: str, why: str) -> None:
+        self.done += 1
+        self._say(f"{label}: skipped, {why}{self._tally()}")
+        if self.overall is not None:
+            self.overall.update()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+        if self.overall is not None:
+            self.overall.close()
+            self.overall = None
+
+
+_ENGINE = "lab-cells"
+
+
+def _engine() -> str:
+    """papermill's nbclient engine with one hook, registered once under ``_ENGINE``:
+    ``on_cell(n, total)`` is called as each cell starts (``n`` from 1)."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if papermill_engines._engines.get(_ENGINE) is None:
+        class CellProgressEngine(NBClientEngine):
+            @classmethod
+            def execute_managed_notebook(cls, nb_man, kernel_name, on_cell=None, **kwargs):
+                if on_cell is not None:
+                    start = nb_man.cell_start
+
+                    def cell_start(cell, cell_index=None, **kw):
+                        start(cell, cell_index, **kw)
+                        if cell_index is not None:
+                            on_cell(cell_index + 1, len(nb_man.nb.cells))
+
+                    nb_man.cell_start = cell_start
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+        papermill_engines.register(_ENGINE, CellProgressEngine)
+    return _ENGINE
 
 
 # ---------------------------------------------------------------------- running
@@ -216,13 +356,17 @@ def _failure_message(path: Path, exc: Exception, kept: Path | None, phase: str) 
 
 def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Path = REPORTS,
                  name_hint: str | None = None, kernel: str | None = None,
-                 progress: bool = False, timeout: int | None = None) -> RunRecord:
+                 progress: bool | str | Callable | None = "off", timeout: int | None = None) -> RunRecord:
     """Execute a notebook with papermill and render it to one self-contained HTML file.
 
     Writes ``<stem>__<hint>__<YYYYMMDD-HHMMSS>.html`` and the executed ``.ipynb`` beside
     it, then refreshes the stable copy ``<stem>__<hint>.html``; ``hint`` is ``name_hint``,
     else the stem of a ``scenario`` parameter, else ``default``. The run is appended to
     ``runs.jsonl`` and ``index.html`` is rewritten.
+
+    ``progress`` is a mode of ``progress_mode`` ("bars", "lines", "off"; True / False for
+    bars / lines; None: bars on a terminal, else lines), or a callable ``(kind, data)``
+    that receives the run's events (``Progress.event`` describes them).
 
     Raises
     ------
@@ -232,30 +376,52 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
         A cell failed: the executed notebook is kept under ``failed/``, the previous
         reports are left untouched and the failed run is recorded.
     """
-    import nbformat
-    import papermill
-
     path = resolve_notebook(path)
     declared = notebook_parameters(path)
     values = validate_parameters(path, params or {}, declared)
     out_dir = _output_folder(out_dir)
     scenario = parameter_value(declared, values, "scenario")
     hint = _slug(name_hint or (Path(str(scenario)).stem if scenario else "default"))
+    emit, reporter = _emitter(progress, path.stem)
     run_id, part = _claim(out_dir, path.stem, hint)
+    try:
+        return _execute(path, declared, values, out_dir, hint, run_id, part, kernel, timeout, emit)
+    finally:
+        if reporter is not None:
+            reporter.close()
+
+
+def _emitter(progress, label: str) -> tuple[Callable, Progress | None]:
+    """Where a run's events go: the caller's callable, or a ``Progress`` of its own."""
+    if callable(progress):
+        return progress, None
+    reporter = Progress(progress_mode(progress), {None: label})
+    return (lambda kind, data: reporter.event(None, kind, data)), reporter
+
+
+def _execute(path: Path, declared, values: dict, out_dir: Path, hint: str, run_id: str, part: Path,
+             kernel: str | None, timeout: int | None, emit: Callable) -> RunRecord:
+    """``run_notebook`` from its claimed work file on: execute, render, publish, record."""
+    import nbformat
+    import papermill
+
     t0 = datetime.now(timezone.utc)
+    clock = time.monotonic()
     record = RunRecord(run_id=run_id, notebook=path.stem, hint=hint, params=values,
                        seed=parameter_value(declared, values, "seed"), status="ok",
                        started=t0.strftime("%Y-%m-%dT%H:%M:%SZ"),
                        code_version=code_version(), out_dir=str(out_dir))
     phase = "execution"
     try:
+        emit("started", {})
         with _kernel_env():
             papermill.execute_notebook(
                 str(path), str(part), parameters=values, kernel_name=kernel or default_kernel(),
-                progress_bar=progress, cwd=str(path.parent),  # as JupyterLab runs it
+                progress_bar=False, cwd=str(path.parent),  # as JupyterLab runs it
                 execution_timeout=timeout, kernel_manager_class=_kernel_manager_class(),
                 # figures at twice the pixels, shown at the same size: sharp in the report
-                extra_arguments=["--InlineBackend.figure_formats=retina"])
+                extra_arguments=["--InlineBackend.figure_formats=retina"],
+                engine_name=_engine(), on_cell=lambda n, total: emit("cell", {"n": n, "total": total}))
         record.duration_s = round((datetime.now(timezone.utc) - t0).total_seconds(), 1)
         phase = "rendering"
         html = render_html(nbformat.read(part, as_version=4), record, effective_parameters(declared, values))
@@ -276,11 +442,13 @@ def run_notebook(path: str | Path, params: dict | None = None, out_dir: str | Pa
         record.error = _failure_message(path, exc, kept if kept.exists() and kept.stat().st_size else None,
                                         phase)
         _record(out_dir, record)
+        emit("finished", {"status": "failed", "seconds": time.monotonic() - clock})
         raise NotebookError(record.error, record) from None
     except BaseException:  # interrupted: nothing of this run is left behind
         part.unlink(missing_ok=True)
         raise
     _record(out_dir, record)
+    emit("finished", {"status": "ok", "seconds": time.monotonic() - clock})
     return record
 
 
@@ -344,20 +512,97 @@ def render_html(nb, record: RunRecord, parameters: list[dict] | None = None) -> 
 # --------------------------------------------------------------------- parallel
 
 
-def _run_job(i: int, job: Job, out_dir: str, kernel: str | None) -> tuple[int, RunRecord]:
+def _run_job(i: int, job: Job, out_dir: str, kernel: str | None,
+             emit: Callable | None = None) -> tuple[int, RunRecord]:
     try:
-        return i, run_notebook(job.notebook, job.params, out_dir, job.name_hint, kernel)
+        return i, run_notebook(job.notebook, job.params, out_dir, job.name_hint, kernel,
+                               progress=emit or "off")
     except NotebookError as exc:
         return i, exc.record
 
 
+class _Send:
+    """A worker's events, tagged with its job's index, put on the parent's queue.
+
+    Progress never stops a run: if the parent no longer listens (it was interrupted),
+    the events are dropped.
+    """
+
+    def __init__(self, queue, i: int):
+        self.queue, self.i = queue, i
+
+    def __call__(self, kind: str, data: dict) -> None:
+        try:
+            self.queue.put((self.i, kind, data))
+        except Exception:  # noqa: BLE001 - a closed queue: nobody to tell
+            pass
+
+
+class _Channel:
+    """Events from worker processes to the parent's ``Progress``.
+
+    A manager queue (started before any kernel, ignoring Ctrl-C so the parent decides
+    when it stops) carries them; while a stage runs, one thread of the parent takes them
+    off and draws, so every line and bar comes from one place.
+    """
+
+    def __init__(self, reporter: Progress):
+        import signal
+        from multiprocessing.managers import SyncManager
+
+        self.reporter = reporter
+        self.manager = SyncManager()
+        self.manager.start(signal.signal, (signal.SIGINT, signal.SIG_IGN))
+        self.queue = self.manager.Queue()
+
+    def sender(self, i: int) -> _Send:
+        return _Send(self.queue, i)
+
+    @contextmanager
+    def stage(self):
+        """Draw the events of the jobs run inside; all of them are drawn on leaving."""
+        thread = threading.Thread(target=self._drain, name="lab-progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            try:  # after the stage's results: every event of the stage is already queued
+                self.queue.put(None)
+            except Exception:  # noqa: BLE001 - the manager is gone (interrupted)
+                pass
+            thread.join(timeout=30)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self.queue.get()
+            except Exception:  # noqa: BLE001 - the manager is gone
+                return
+            if item is None:
+                return
+            self.reporter.event(*item)
+
+    def close(self) -> None:
+        self.manager.shutdown()
+
+
+def _labels(jobs: list[Job]) -> dict[int, str]:
+    """What the progress calls each job: its notebook, and its name hint (else its
+    number) when one notebook runs more than once."""
+    stems = [Path(str(job.notebook)).stem for job in jobs]
+    return {i: stem if stems.count(stem) == 1 else f"{stem} [{job.name_hint or f'#{i + 1}'}]"
+            for i, (stem, job) in enumerate(zip(stems, jobs))}
+
+
 def run_many(jobs: Iterable[Job], out_dir: str | Path = REPORTS, n_jobs: int = 2,
-             kernel: str | None = None, progress: bool = True) -> list[RunRecord]:
-    """Run notebooks in parallel processes, stage by stage, with a progress bar.
+             kernel: str | None = None, progress: bool | str | None = None) -> list[RunRecord]:
+    """Run notebooks in parallel processes, stage by stage, saying how far they are.
 
     Every job's parameters are validated before the first one starts. A failed job does
     not stop the others of its stage; later stages are then skipped (status
     ``"skipped"``, not recorded in the ledger) since they would read missing results.
+    ``progress`` is a mode of ``progress_mode``: bars (per notebook, per cell), plain
+    lines (started, finished in N s, failed, skipped) or nothing.
 
     Returns
     -------
@@ -365,31 +610,41 @@ def run_many(jobs: Iterable[Job], out_dir: str | Path = REPORTS, n_jobs: int = 2
         In the order of ``jobs``.
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
 
     jobs = list(jobs)
     for job in jobs:
         validate_parameters(job.notebook, job.params)
+    mode = progress_mode(progress)
     out_dir = str(Path(out_dir).resolve())
     records: list[RunRecord | None] = [None] * len(jobs)
-    with tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not progress) as bar:
-        for stage in sorted({job.stage for job in jobs}):
-            batch = [(i, job) for i, job in enumerate(jobs) if job.stage == stage]
+    stages = [[(i, job) for i, job in enumerate(jobs) if job.stage == stage]
+              for stage in sorted({job.stage for job in jobs})]
+    reporter = Progress(mode, _labels(jobs), total=len(jobs))
+    parallel = mode != "off" and any(min(n_jobs, len(batch)) > 1 for batch in stages)
+    channel = _Channel(reporter) if parallel else None
+    try:
+        for batch in stages:
             if any(r is not None and r.status != "ok" for r in records):
                 for i, job in batch:
                     records[i] = _skipped(job, out_dir)
-                bar.update(len(batch))
+                    reporter.skipped(reporter.labels[i], "an earlier stage failed")
                 continue
             workers = min(n_jobs, len(batch))
             if workers <= 1:
-                results = (_run_job(i, job, out_dir, kernel) for i, job in batch)
-            else:  # one process per running notebook; each starts its own kernel
-                results = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-                    delayed(_run_job)(i, job, out_dir, kernel) for i, job in batch)
-            for i, record in results:
-                records[i] = record
-                bar.set_postfix_str(f"{record.notebook}: {record.status}", refresh=False)
-                bar.update()
+                for i, job in batch:
+                    emit = (lambda kind, data, i=i: reporter.event(i, kind, data)) if mode != "off" else None
+                    records[i] = _run_job(i, job, out_dir, kernel, emit)[1]
+                continue
+            with channel.stage() if channel else nullcontext():
+                # one process per running notebook; each starts its own kernel
+                for i, record in Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+                        delayed(_run_job)(i, job, out_dir, kernel, channel.sender(i) if channel else None)
+                        for i, job in batch):
+                    records[i] = record
+    finally:
+        if channel is not None:
+            channel.close()
+        reporter.close()
     return records
 
 
