@@ -152,7 +152,11 @@ class Pool:
                  worker_clocks: list | None = None, on_duty_only: bool = False):
         self.eng, self.env, self.code = engine, engine.env, code
         self.n = people
-        self.handle = handle if isinstance(handle, list) else handle.tolist()
+        # Handling draws stay one numpy array (A, E, n); a pass's column of A values is
+        # copied out as a list at its first touch (``Engine.start_touch``): most leads of a
+        # big run are never touched, and a list of every draw would cost 32 bytes each.
+        self.handle = handle
+        self.cur_h: dict[int, list] = {}  # lead -> handling minutes per attempt of its pass now
         self.rr = policy == "round_robin"
         self.shared_hot = policy == "priority"
         self.edf = policy == "edf"
@@ -575,8 +579,10 @@ class Engine:
         self.no_contact_share = team.no_contact_handling_share
         self.reassigned = 0
         self.ep: Episodes | None = None
-        # Plain nested lists: indexing numpy arrays by scalars in the event loop is slow.
-        self.u = draws.u_touch.tolist()
+        # Indexing numpy arrays by scalars in the event loop is slow: a pass's A draws are
+        # copied into a plain list at its first touch (``start_touch``), ``cur_u`` per lead.
+        self.u = draws.u_touch
+        self.cur_u: list = [None] * n
         # The agenda: sorted fresh arrivals (a cursor) merged with a heap of timed items;
         # ``due`` is the time of the earliest item.
         self.agenda: list = []
@@ -736,7 +742,9 @@ class Engine:
             ep.owner[r] = k
             if k >= 0:  # taken from the queue (an unlimited team has none)
                 pool.waiting_first -= 1
-        u = self.u[a][e][i]
+            self.cur_u[i] = self.u[:, e, i].tolist()
+            pool.cur_h[i] = pool.handle[:, e, i].tolist()
+        u = self.cur_u[i][a]
         if self.no_decay:
             c = q = 1.0
         else:
@@ -745,10 +753,10 @@ class Engine:
             q = self.Q(ep.first_touch[r] - entered)  # how warm the lead was at the first touch
         if u < self.pc[b] * c:
             self.result[i] = QUALIFIED if u < self.pq[b] * c * q else NOT_QUALIFIED
-            h = pool.handle[a][e][i]
+            h = pool.cur_h[i][a]
         else:
             self.result[i] = OPEN  # no answer: a voicemail or an email, shorter than a call
-            h = pool.handle[a][e][i] * self.no_contact_share
+            h = pool.cur_h[i][a] * self.no_contact_share
         if k < 0:  # unlimited team: nobody waits for anybody, the end of the touch is an agenda item
             self.at(now + h, self.finish_touch, pool, i, k)
         return h
@@ -808,6 +816,6 @@ class Engine:
         callbacks, so that memory is returned at once rather than by the cyclic collector."""
         for pool in (self.sdr, self.ae, self.overflow):
             if pool is not None:
-                pool.done_cb = pool.handle = pool.eng = None
-        self.u = self.agenda = self.ep = self.on_done = None
+                pool.done_cb = pool.handle = pool.cur_h = pool.eng = None
+        self.u = self.cur_u = self.agenda = self.ep = self.on_done = None
         self.env = None

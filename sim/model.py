@@ -73,7 +73,9 @@ class _FollowUp:
         self.mql_cut = mql_cut
         # Spell 0 starts from the full score at creation; later spells from the fit points
         # alone (the engagement that made the lead an MQL is spent).
-        self.cross = [self.nurture_crossings(rng_nurture, spell, score if spell == 0 else fit_points).tolist()
+        # Kept as arrays (read one value per nurture spell, ``.item``): a list per lead
+        # would cost 32 bytes a value on a big run.
+        self.cross = [self.nurture_crossings(rng_nurture, spell, score if spell == 0 else fit_points)
                       for spell in range(passes + 1)]
         self.sal_at = np.full(n, np.nan)
         self.decided_at = np.full(n, np.nan)
@@ -146,7 +148,7 @@ class _FollowUp:
     def _nurture(self, i: int, e: int, start: float):
         # Re-scored on new engagement only: the engagement points that made it an MQL
         # are spent, the fit points stay.
-        t = start + self.cross[e + 1][i]
+        t = start + self.cross[e + 1].item(i)
         if t < math.inf:
             self.engine.reenter(i, MQL, t)
 
@@ -213,7 +215,7 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
     # lifts them over the MQL cut-off before the horizon.
     routed = np.flatnonzero(band0 <= MQL)
     later = np.flatnonzero(band0 > MQL)
-    t_later = t[later] + np.asarray(follow.cross[0])[later]
+    t_later = t[later] + follow.cross[0][later]
     later, t_later = later[t_later < horizon], t_later[t_later < horizon]
     times = np.concatenate([t[routed], t_later])
     idx = np.concatenate([routed, later])
