@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,27 +107,42 @@ def progress_mode(progress: bool | str | None) -> str:
 
 
 class Progress:
-    """Notebook runs reported on stderr, all drawn by this one object (one thread at a time).
+    """Notebook runs reported on stderr, all drawn by this one object.
 
-    ``event(key, kind, data)`` takes a run's events: ``started``; ``cell`` with ``n`` (the
+    ``event(key, kind, data)`` takes a run's events: ``started`` (with its work file,
+    ``part``); ``cell`` with ``n`` (the
     cell now running, counted from 1 over all cells, the injected parameters included)
     and ``total``; ``finished`` with ``status`` (``ok`` or ``failed``) and ``seconds``.
-    ``skipped(label)`` notes a job that never ran. In ``bars`` mode the started and
-    finished lines print above the bars: one per running notebook and, when ``total``
-    notebooks are announced, one over all of them. In ``lines`` mode nothing but the lines.
+    ``skipped(label, why)`` notes a job that never ran. In ``bars`` mode the started and
+    finished lines print above the bars: one per running notebook, its clock ticking
+    through long cells, and, when ``total`` notebooks are announced, one over all of
+    them. In ``lines`` mode nothing but the lines; in ``off`` mode nothing.
     """
 
     BAR = "{desc}: cell {n_fmt}/{total_fmt} |{bar}| {elapsed}"
+    TICK_S = 1.0
 
     def __init__(self, mode: str, labels: dict, total: int | None = None):
         self.mode, self.labels, self.total, self.done = mode, labels, total, 0
         self.bars: dict = {}
         self.overall = None
-        if mode == "bars" and total:
+        self._lock = threading.RLock()  # events come from a drain thread, ticks from another
+        self._stop = threading.Event()
+        if mode != "bars":
+            return
+        if total:
             from tqdm import tqdm
 
             self.overall = tqdm(total=total, desc="notebooks", unit="nb", file=sys.stderr, position=0,
                                 dynamic_ncols=True)
+        threading.Thread(target=self._tick, name="lab-progress-clock", daemon=True).start()
+
+    def _tick(self) -> None:
+        """Redraw the bars every second: a cell that runs for minutes still shows time passing."""
+        while not self._stop.wait(self.TICK_S):
+            with self._lock:
+                for bar in self.bars.values():
+                    bar.refresh()
 
     def _say(self, text: str) -> None:
         if self.mode == "bars":
@@ -140,7 +155,7 @@ class Progress:
     def _tally(self) -> str:
         return f" ({self.done} of {self.total} done)" if self.mode == "lines" and self.total else ""
 
-    def _free_position(self) -> int:
+    def _free_row(self) -> int:
         """The first screen row no running notebook's bar holds (row 0: the overall bar)."""
         taken = {bar.lab_row for bar in self.bars.values()}
         first = 1 if self.overall is not None else 0
@@ -149,13 +164,16 @@ class Progress:
     def event(self, key, kind: str, data: dict) -> None:
         if self.mode == "off":
             return
-        label = self.labels.get(key, str(key))
+        with self._lock:
+            self._event(key, self.labels.get(key, str(key)), kind, data)
+
+    def _event(self, key, label: str, kind: str, data: dict) -> None:
         if kind == "started":
             self._say(f"{label}: started")
             if self.mode == "bars":
                 from tqdm import tqdm
 
-                row = self._free_position()
+                row = self._free_row()
                 bar = tqdm(total=None, desc=label, bar_format=self.BAR, file=sys.stderr, leave=False,
                            position=row, dynamic_ncols=True)
                 bar.lab_row = row
@@ -175,18 +193,23 @@ class Progress:
                 self.overall.update()
 
     def skipped(self, label: str, why: str) -> None:
-        self.done += 1
-        self._say(f"{label}: skipped, {why}{self._tally()}")
-        if self.overall is not None:
-            self.overall.update()
+        if self.mode == "off":
+            return
+        with self._lock:
+            self.done += 1
+            self._say(f"{label}: skipped, {why}{self._tally()}")
+            if self.overall is not None:
+                self.overall.update()
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.bars.clear()
-        if self.overall is not None:
-            self.overall.close()
-            self.overall = None
+        self._stop.set()
+        with self._lock:
+            for bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
+            if self.overall is not None:
+                self.overall.close()
+                self.overall = None
 
 
 _ENGINE = "lab-cells"
@@ -413,7 +436,7 @@ def _execute(path: Path, declared, values: dict, out_dir: Path, hint: str, run_i
                        code_version=code_version(), out_dir=str(out_dir))
     phase = "execution"
     try:
-        emit("started", {})
+        emit("started", {"part": str(part)})
         with _kernel_env():
             papermill.execute_notebook(
                 str(path), str(part), parameters=values, kernel_name=kernel or default_kernel(),
@@ -539,18 +562,19 @@ class _Send:
 
 
 class _Channel:
-    """Events from worker processes to the parent's ``Progress``.
+    """Events from worker processes to the parent: for its ``Progress``, and to know
+    which work files an interrupted run must remove.
 
     A manager queue (started before any kernel, ignoring Ctrl-C so the parent decides
     when it stops) carries them; while a stage runs, one thread of the parent takes them
-    off and draws, so every line and bar comes from one place.
+    off, so every line and bar is drawn from one place.
     """
 
-    def __init__(self, reporter: Progress):
+    def __init__(self):
         import signal
         from multiprocessing.managers import SyncManager
 
-        self.reporter = reporter
+        self.take: Callable | None = None
         self.manager = SyncManager()
         self.manager.start(signal.signal, (signal.SIGINT, signal.SIG_IGN))
         self.queue = self.manager.Queue()
@@ -559,8 +583,10 @@ class _Channel:
         return _Send(self.queue, i)
 
     @contextmanager
-    def stage(self):
-        """Draw the events of the jobs run inside; all of them are drawn on leaving."""
+    def stage(self, take: Callable):
+        """Hand the events of the jobs run inside to ``take(i, kind, data)``; all of them
+        are handed over on leaving."""
+        self.take = take
         thread = threading.Thread(target=self._drain, name="lab-progress", daemon=True)
         thread.start()
         try:
@@ -580,17 +606,17 @@ class _Channel:
                 return
             if item is None:
                 return
-            self.reporter.event(*item)
+            self.take(*item)
 
     def close(self) -> None:
         self.manager.shutdown()
 
 
 def _labels(jobs: list[Job]) -> dict[int, str]:
-    """What the progress calls each job: its notebook, and its name hint (else its
-    number) when one notebook runs more than once."""
+    """What the progress calls each job: its notebook, and its name hint when one
+    notebook runs more than once ("fails [north]")."""
     stems = [Path(str(job.notebook)).stem for job in jobs]
-    return {i: stem if stems.count(stem) == 1 else f"{stem} [{job.name_hint or f'#{i + 1}'}]"
+    return {i: stem if stems.count(stem) == 1 else f"{stem} [{_slug(job.name_hint or 'default')}]"
             for i, (stem, job) in enumerate(zip(stems, jobs))}
 
 
@@ -619,9 +645,18 @@ def run_many(jobs: Iterable[Job], out_dir: str | Path = REPORTS, n_jobs: int = 2
     records: list[RunRecord | None] = [None] * len(jobs)
     stages = [[(i, job) for i, job in enumerate(jobs) if job.stage == stage]
               for stage in sorted({job.stage for job in jobs})]
+    parallel = any(min(n_jobs, len(batch)) > 1 for batch in stages)
+    channel = _Channel() if parallel else None  # its process is forked before any thread or kernel
     reporter = Progress(mode, _labels(jobs), total=len(jobs))
-    parallel = mode != "off" and any(min(n_jobs, len(batch)) > 1 for batch in stages)
-    channel = _Channel(reporter) if parallel else None
+    working: dict[int, str] = {}  # job -> its work file, from started to finished
+
+    def note(i: int, kind: str, data: dict) -> None:
+        if kind == "started":
+            working[i] = data["part"]
+        elif kind == "finished":
+            working.pop(i, None)
+        reporter.event(i, kind, data)
+
     try:
         for batch in stages:
             if any(r is not None and r.status != "ok" for r in records):
@@ -632,15 +667,19 @@ def run_many(jobs: Iterable[Job], out_dir: str | Path = REPORTS, n_jobs: int = 2
             workers = min(n_jobs, len(batch))
             if workers <= 1:
                 for i, job in batch:
-                    emit = (lambda kind, data, i=i: reporter.event(i, kind, data)) if mode != "off" else None
-                    records[i] = _run_job(i, job, out_dir, kernel, emit)[1]
+                    records[i] = _run_job(i, job, out_dir, kernel, lambda kind, data, i=i: note(i, kind, data))[1]
                 continue
-            with channel.stage() if channel else nullcontext():
+            with channel.stage(note):
                 # one process per running notebook; each starts its own kernel
                 for i, record in Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-                        delayed(_run_job)(i, job, out_dir, kernel, channel.sender(i) if channel else None)
-                        for i, job in batch):
+                        delayed(_run_job)(i, job, out_dir, kernel, channel.sender(i)) for i, job in batch):
                     records[i] = record
+    except BaseException:
+        # Interrupted: the workers are killed before they can remove their work files,
+        # so the parent does; an interrupted run leaves nothing behind.
+        for part in working.values():
+            Path(part).unlink(missing_ok=True)
+        raise
     finally:
         if channel is not None:
             channel.close()
