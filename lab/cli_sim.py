@@ -1,12 +1,23 @@
 """``lab simulate`` and ``lab sweep``: RevOps' commands."""
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from common.errors import LabError
+
+
+def _ran(result, seconds: float) -> None:
+    """On a terminal the replications bar showed the run; in a log (no bar there) one
+    line says what ran and how long it took, once the output is written."""
+    if not sys.stderr.isatty():
+        n, policies = len(result.kpis), len(result.scenarios)
+        of = f" ({policies} policies)" if policies > 1 else ""
+        print(f"ran {n} replications{of} in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 def _print_summary(result, out: Path):
@@ -79,8 +90,6 @@ def _print_differences(result, baseline: str) -> None:
 def _backtest_record(result, scenario_path: Path) -> None:
     """Record the scenario's back-test verdict in the run's provenance (run.json), and say
     on stderr when the twin failed it: its figures are not validated."""
-    import sys
-
     from sim.scenario import backtest_verdict
 
     verdict = backtest_verdict(scenario_path)
@@ -111,10 +120,13 @@ def register(app: typer.Typer):
         _check(replications, jobs, seed)
         scn = load_scenario(scenario, set_)
         with output_lock(out):  # checked and held from before the run to the swap
+            started = time.monotonic()
             res = run_scenario(scn, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
-                               keep_tables=tables)
+                               keep_tables=tables, progress=sys.stderr.isatty())
+            seconds = time.monotonic() - started
             _backtest_record(res, scenario)
             _print_summary(res, write_result(res, out))
+            _ran(res, seconds)
 
     @app.command()
     def sweep(
@@ -139,11 +151,14 @@ def register(app: typer.Typer):
         pset, scenarios = load_policies(policies, set_)
         base_policy = baseline_policy(list(scenarios), baseline, policies)
         with output_lock(out):
+            started = time.monotonic()
             res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=jobs, scheduler=scheduler,
-                            keep_tables="first")
+                            keep_tables="first", progress=sys.stderr.isatty())
+            seconds = time.monotonic() - started
             base = Path(pset.base) if Path(pset.base).is_absolute() else policies.parent / pset.base
             _backtest_record(res, base)
             _print_summary(res, write_result(res, out))
+            _ran(res, seconds)
         _print_differences(res, base_policy)
         from sim.mechanism import mechanism_table  # an SLA change alone may move nothing
 

@@ -110,9 +110,9 @@ class Progress:
     """Notebook runs reported on stderr, all drawn by this one object.
 
     ``event(key, kind, data)`` takes a run's events: ``started`` (with its work file,
-    ``part``); ``cell`` with ``n`` (the
-    cell now running, counted from 1 over all cells, the injected parameters included)
-    and ``total``; ``finished`` with ``status`` (``ok`` or ``failed``) and ``seconds``.
+    ``part``); ``cell`` with ``n`` (the cell now running, counted from 1 over all cells,
+    the injected parameters included) and ``total``; ``rendering`` (the HTML, once the
+    cells ran); ``finished`` with ``status`` (``ok`` or ``failed``) and ``seconds``.
     ``skipped(label, why)`` notes a job that never ran. In ``bars`` mode the started and
     finished lines print above the bars: one per running notebook, its clock ticking
     through long cells, and, when ``total`` notebooks are announced, one over all of
@@ -181,6 +181,10 @@ class Progress:
         elif kind == "cell" and key in self.bars:
             bar = self.bars[key]
             bar.total, bar.n = data["total"], data["n"]
+            bar.refresh()
+        elif kind == "rendering" and key in self.bars:
+            bar = self.bars[key]
+            bar.bar_format = self.BAR.replace("cell {n_fmt}/{total_fmt}", "rendering the report")
             bar.refresh()
         elif kind == "finished":
             if key in self.bars:
@@ -447,6 +451,7 @@ def _execute(path: Path, declared, values: dict, out_dir: Path, hint: str, run_i
                 engine_name=_engine(), on_cell=lambda n, total: emit("cell", {"n": n, "total": total}))
         record.duration_s = round((datetime.now(timezone.utc) - t0).total_seconds(), 1)
         phase = "rendering"
+        emit("rendering", {})
         html = render_html(nbformat.read(part, as_version=4), record, effective_parameters(declared, values))
         publish(out_dir / f"{run_id}.html", html)
         os.replace(part, out_dir / f"{run_id}.ipynb")

@@ -78,7 +78,7 @@ def test_each_cell_is_reported_as_it_starts(tmp_path):
     record = nbr.run_notebook(FAILS, {}, tmp_path, progress=lambda kind, data: events.append((kind, data)))
     assert record.status == "ok"
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "started" and kinds[-1] == "finished" and events[-1][1]["status"] == "ok"
+    assert kinds[0] == "started" and kinds[-2:] == ["rendering", "finished"] and events[-1][1]["status"] == "ok"
     cells = [(d["n"], d["total"]) for kind, d in events if kind == "cell"]
     total = len(__import__("nbformat").read(Path(tmp_path) / record.ipynb, as_version=4).cells)
     assert cells == [(n, total) for n in range(1, total + 1)]  # the injected parameters counted
@@ -119,7 +119,9 @@ def policy_file(tmp_path_factory):
 
 def test_sweep_prints_differences_from_the_baseline_with_intervals(policy_file, capsys):
     assert main(["sweep", str(policy_file), "-r", "3", "--jobs", "1", "--out", str(policy_file.parent / "out")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # no terminal: no replications bar, one line for the run
+    assert "%|" not in err and re.search(r"^ran 9 replications \(3 policies\) in \d+\.\d s$", err, re.M)
     levels, rest = out.split("difference from baseline (policy minus baseline, paired by replication; "
                              "mean [95% interval]):\n")
     assert "sql_count" in levels and "wrote " in levels
