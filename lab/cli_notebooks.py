@@ -58,14 +58,34 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         out: Path = typer.Option(REPORTS, "--out", help="Folder for reports and reports/index.html."),
+        export: Optional[Path] = typer.Option(None, "--export", help="Your CRM export (a file, or the folder of a "
+                                              "multi-table export); default: a simulated sample history."),
+        mapping: Optional[Path] = typer.Option(None, "--mapping", "-m", help="Mapping file of the export (see "
+                                               "data/mappings/); needed with --export."),
+        scenario: Optional[Path] = typer.Option(None, "--scenario", help="Base scenario: team, SLA, routing, costs "
+                                                "(default: the policy file's base)."),
+        policies: Optional[Path] = typer.Option(None, "--policies", help="Policy file to compare (default: "
+                                                "data/scenarios/policies.yaml)."),
+        replications: int = typer.Option(0, "--replications", "-r", min=0, help="Replications per policy and "
+                                         "cut-off (0: the policy file's)."),
+        seed: int = typer.Option(2026, "--seed", min=0, help="Random seed of the policy runs."),
+        outcome: Optional[str] = typer.Option(None, "--outcome", help="What the scoring refit learns: success (won) "
+                                              "or a stage (sql...); default sql for the sample, success for an export."),
         jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Notebooks run at once."),
     ):
-        """Run the main chain of notebooks (lab/pipeline.py) and print the index's path."""
+        """Run the whole decision chain (lab/pipeline.py) on an export - yours with --export
+        and --mapping, or the shipped sample - and print the index's path."""
         from lab import notebooks
         from lab.pipeline import main_jobs
 
+        for name, path in (("--export", export), ("--mapping", mapping), ("--scenario", scenario),
+                           ("--policies", policies)):
+            if path is not None and not path.exists():
+                raise LabError(f"{name} {path}: file not found")
         notebooks._output_folder(out)  # a file of that name, or no write permission: say so first
-        records = notebooks.run_many(main_jobs(out), out, n_jobs=jobs, progress=sys.stderr.isatty())
+        chain = main_jobs(out, export=export, mapping=mapping, scenario=scenario, policies=policies,
+                          replications=replications, seed=seed, outcome=outcome)
+        records = notebooks.run_many(chain, out, n_jobs=jobs, progress=sys.stderr.isatty())
         index = notebooks.write_index(out)
         failed = [r for r in records if r.status != "ok"]
         for r in failed:

@@ -183,13 +183,17 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {  # name -> (low, h
 }
 
 
-def _check_range(name: str, value) -> None:
-    """Raise ValueError with the rule when a known parameter is out of its range."""
+def _check_range(name: str, value, zero_means_default: bool = False) -> None:
+    """Raise ValueError with the rule when a known parameter is out of its range.
+    ``zero_means_default``: the notebook documents 0 as "use the default" ("(0: ...)" in
+    the parameter's comment), so 0 is accepted below a lower bound of 1."""
     import math
 
     if name not in RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     low, high, ends = RANGES[name]
+    if zero_means_default and low == 1:
+        low = 0
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("a finite number")
     below = low is not None and (value < low or (ends[0] == "(" and value == low))
@@ -231,7 +235,7 @@ def validate_parameters(path: str | Path, params: dict,
         base, optional = _base_type(declared[name])
         try:
             values[name] = _coerce(base, optional, value)
-            _check_range(name, values[name])
+            _check_range(name, values[name], "(0:" in (declared[name].help or ""))
         except ValueError as exc:
             problems.append(f"parameter '{name}' must be {exc}, got {shown(value)}")
     if problems:

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from common.paths import display_path
 from sim.kpis import kpi as kpi_def
+# The rule and its effects live in lab.decision; this module writes them in words.
+from lab.decision import (EFFECT_KPIS, OBJECTIVE, Limits, Recommendation, _vs, effects,  # noqa: F401
+                          fmt_money, money_sentence, recommend)
 
 # KPI names, units, plain labels and kinds (which pick the number format) live in
 # sim.kpis, the lab's one KPI vocabulary.
-EFFECT_KPIS = ["sql_count", "pipeline_usd", "won_count", "expected_revenue_usd"]
 TABLE_KPIS = ["mql_per_week", "response_median_minutes", "response_p90_minutes", "sla_attainment_hot",
               "sla_attainment_mql", "sql_count", "opportunity_count", "pipeline_usd", "won_count",
               "expected_revenue_usd", "sdr_utilisation"]
@@ -40,9 +41,8 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
     kind = kpi_def(kpi).kind
     sign = "+" if signed and value > 0 else "-" if signed and value < 0 else ""
     v = abs(value) if signed else value
-    if kind == "money":
-        a = abs(v)
-        text = f"${v / 1e6:,.2f}M" if a >= 1e6 else f"${v / 1e3:,.0f}k" if a >= 1e3 else f"${v:,.0f}"
+    if kind in ("money", "net_money"):
+        return fmt_money(value, signed)
     elif kind == "share":
         text = f"{v * 100:.0f}%" if not signed else f"{v * 100:.1f} pts"
     elif kind == "minutes":
@@ -90,199 +90,138 @@ def policy_table(summary: pd.DataFrame, policies=None, kpis=None, intervals: boo
     return out
 
 
-# ------------------------------------------------------------------ effects
-
-
-def effects(kpis: pd.DataFrame, policy: str, baseline: str = "baseline", names=None,
-            level: float = 0.95) -> pd.DataFrame:
-    """Effect of ``policy`` against ``baseline`` per KPI, paired by replication.
-
-    Returns one row per KPI: baseline mean, policy mean, difference, its interval
-    (t-interval of the paired differences, ``common.intervals.mean_interval``; NaN below
-    2 pairs) and the relative change.
-    """
-    from common.intervals import mean_interval
-
-    names = names or EFFECT_KPIS
-    a = kpis[kpis["policy"] == baseline].set_index("replication")
-    b = kpis[kpis["policy"] == policy].set_index("replication")
-    common = a.index.intersection(b.index)
-    rows = []
-    for k in names:
-        d = (b.loc[common, k] - a.loc[common, k]).astype(float).dropna()
-        # No bounds: a difference can be negative. Below 2 pairs low / high are NaN (n/a).
-        mean, low, high, n = mean_interval(d.to_numpy(), level)
-        base = float(a.loc[common, k].mean())
-        rows.append({"kpi": k, "baseline": base, "policy": float(b.loc[common, k].mean()), "effect": mean,
-                     "low": low, "high": high, "relative": mean / base if base else float("nan"),
-                     "n": n})
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class Limits:
-    """What a policy must keep to be recommended (means over replications)."""
-
-    min_sla_hot: float = 0.8
-    min_sla: float = 0.8
-    max_utilisation: float = 0.85
-
-    def check(self, means: pd.Series) -> list[str]:
-        """Plain reasons the policy breaks the limits (empty: within limits)."""
-        why = []
-        if means.get("sla_attainment_hot", 1.0) < self.min_sla_hot:
-            why.append(f"Hot-lead SLA attainment {_vs(means['sla_attainment_hot'], self.min_sla_hot)} "
-                       f"is below {self.min_sla_hot:.0%}")
-        if means.get("sla_attainment", 1.0) < self.min_sla:
-            why.append(f"SLA attainment {_vs(means['sla_attainment'], self.min_sla)} is below {self.min_sla:.0%}")
-        if means.get("sdr_utilisation", 0.0) > self.max_utilisation:
-            why.append(f"SDRs would be busy {_vs(means['sdr_utilisation'], self.max_utilisation)} of their time, "
-                       f"above {self.max_utilisation:.0%}")
-        return why
-
-
-def _vs(value: float, limit: float) -> str:
-    """A share beside its limit, with the decimal that shows which side it is on
-    ("79.96%" rather than "80% is below 80%")."""
-    text = f"{value:.0%}"
-    return text if text != f"{limit:.0%}" else f"{value:.2%}"
-
-
-@dataclass
-class Recommendation:
-    """The chosen policy, its effect against the baseline and why the others were not chosen."""
-
-    policy: str
-    baseline: str
-    objective: str
-    limits: Limits
-    effects: pd.DataFrame
-    candidates: pd.DataFrame  # policy, objective mean, within_limits, reasons
-    descriptions: dict = field(default_factory=dict)
-    changes: dict = field(default_factory=dict)
-    compared: str = ""  # the policy ``effects`` describes: the pick, or the runner-up when the pick is the baseline
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.policy == self.baseline
-
-    def effect(self, kpi: str) -> pd.Series | None:
-        e = self.effects[self.effects["kpi"] == kpi]
-        return None if e.empty else e.iloc[0]
-
-
-def recommend(kpis: pd.DataFrame, baseline: str = "baseline", objective: str = "pipeline_usd",
-              limits: Limits | None = None, policies=None) -> Recommendation:
-    """The policy with the best mean ``objective`` among those within ``limits``.
-
-    A policy is preferred to the baseline only if its effect on the objective is
-    positive with 95% confidence (the interval of the paired difference is above zero);
-    otherwise the baseline stays. ``policies`` is the policy set (``PolicySet``) for the
-    descriptions and settings the text quotes.
-    """
-    limits = limits or Limits()
-    if baseline not in set(kpis["policy"]):
-        raise ValueError(f"recommend: baseline policy '{baseline}' is not in the sweep "
-                         f"(policies: {sorted(set(kpis['policy']))})")
-    if objective not in kpis:
-        raise ValueError(f"recommend: objective '{objective}' is not a KPI of the sweep")
-    means = kpis.drop(columns=["seed"], errors="ignore").groupby("policy", sort=False).mean(numeric_only=True)
-    rows = []
-    for p, m in means.iterrows():
-        why = limits.check(m)
-        e = effects(kpis, p, baseline, [objective]).iloc[0] if p != baseline else None
-        sure = e is not None and e["low"] > 0
-        if not why and p != baseline and not sure:
-            why = [f"its gain in {label(objective)} is not clear of zero at 95%"]
-        rows.append({"policy": p, objective: m[objective], "within_limits": not limits.check(m),
-                     "reasons": "; ".join(why)})
-    cand = pd.DataFrame(rows).sort_values(objective, ascending=False, kind="stable").reset_index(drop=True)
-    ok = cand[(cand["reasons"] == "") & (cand["policy"] != baseline)]
-    pick = ok.iloc[0]["policy"] if len(ok) else baseline
-    descriptions, changes = {}, {}
-    if policies is not None:
-        for pol in policies.policies:
-            descriptions[pol.name] = pol.description
-            changes[pol.name] = dict(pol.set)
-    # Keeping the baseline still shows what the best alternative would have done.
-    others = cand[cand["policy"] != baseline]
-    compared = pick if pick != baseline or others.empty else others.iloc[0]["policy"]
-    names = list(dict.fromkeys([objective] + EFFECT_KPIS))
-    return Recommendation(policy=pick, baseline=baseline, objective=objective, limits=limits,
-                          effects=effects(kpis, compared, baseline, names), candidates=cand,
-                          descriptions=descriptions, changes=changes, compared=compared)
-
-
 def _interval(kpi: str, e: pd.Series) -> str:
     return f"{fmt(kpi, e['effect'], signed=True)} (95% interval {fmt(kpi, e['low'], signed=True)} to " \
            f"{fmt(kpi, e['high'], signed=True)})"
 
 
-def _setting(key: str, value) -> str:
-    if isinstance(value, list):
-        return f"`{key}` as in the policy file"
-    return f"`{key}` = {value}"
+def _means(summary: pd.DataFrame, policy: str) -> pd.Series:
+    return summary[summary["policy"] == policy].set_index("kpi")["mean"]
 
 
-def headline(rec: Recommendation, summary: pd.DataFrame | None = None, horizon_weeks: float | None = None) -> str:
-    """The opening of the report: what to change, what it buys, at what cost, in Markdown."""
-    per = f" over the {horizon_weeks:.0f} measured weeks" if horizon_weeks else " over the simulated period"
+def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=None) -> str:
+    """The decision in a paragraph: what to change, what it is worth a quarter net of its
+    cost, what it does to the SLA and the team's workload (Markdown)."""
+    n_pol = len(rec.candidates) - 1
+    reps = f" Each figure is the mean of {rec.replications} simulated quarters per policy, on the same leads."
     if rec.is_baseline:
-        runner = rec.candidates[rec.candidates["policy"] != rec.baseline].head(1)
-        text = (f"**Keep today's process ({rec.baseline}).** No policy tested beat it on "
-                f"{label(rec.objective)} with 95% confidence while keeping SLA attainment and SDR "
-                f"workload within limits.")
-        if len(runner):
-            r = runner.iloc[0]
-            text += (f" The closest, **{r['policy']}**, was set aside because {r['reasons'] or 'it did not clear the bar'};"
-                     f" the table below shows what it would change.")
-        return text
+        text = (f"**Keep today's process.** None of the {n_pol} policies tested adds net value (gross profit minus "
+                f"team and marketing cost) with 95% confidence while keeping SLA attainment and SDR workload "
+                f"within limits.")
+        others = rec.candidates[rec.candidates["policy"] != rec.baseline].head(1)
+        if len(others):
+            r = others.iloc[0]
+            desc = rec.descriptions.get(r["policy"]) or ""
+            text += (f" The closest, **{rec.title(r['policy'])}**" + (f" ({desc})" if desc else "")
+                     + f": {r['verdict']}.")
+        return text + reps
     desc = rec.descriptions.get(rec.policy) or ""
-    change = rec.changes.get(rec.policy) or {}
-    how = "; ".join(_setting(k, v) for k, v in change.items())
-    parts = [f"**Recommendation: adopt the {rec.policy} policy**" + (f" ({desc})" if desc else "") + "."]
-    if how:
-        parts.append(f"In the scenario this means {how}.")
-    main = rec.effect(rec.objective)
-    parts.append(f"Compared with today's process it is expected to add {_interval(rec.objective, main)} "
-                 f"of {label(rec.objective)}{per}, a change of {main['relative']:+.0%}.")
-    others = [k for k in EFFECT_KPIS if k != rec.objective]
-    bits = []
-    for k in others:
-        e = rec.effect(k)
-        if e is not None:
-            bits.append(f"{label(k)} {_interval(k, e)}")
-    if bits:
-        parts.append("Alongside: " + "; ".join(bits) + ".")
+    net = rec.effect(rec.objective)
+    parts = [f"**Recommendation: {rec.title(rec.policy)}**" + (f" ({desc})" if desc else "") + ".",
+             f"It adds **{fmt(rec.objective, net['effect'], signed=True)} of {label(rec.objective)}** "
+             f"(95% interval {fmt(rec.objective, net['low'], signed=True)} to "
+             f"{fmt(rec.objective, net['high'], signed=True)}) against today's process: "
+             f"{rec.candidates.set_index('policy').loc[rec.policy, 'money']}."]
     if summary is not None:
-        s = summary[summary["policy"] == rec.policy].set_index("kpi")["mean"]
-        b = summary[summary["policy"] == rec.baseline].set_index("kpi")["mean"]
+        s, b = _means(summary, rec.policy), _means(summary, rec.baseline)
         parts.append(
             f"Hot leads are answered within their SLA {fmt('sla_attainment_hot', s.get('sla_attainment_hot'))} "
             f"of the time (today {fmt('sla_attainment_hot', b.get('sla_attainment_hot'))}) and SDRs are busy "
             f"{fmt('sdr_utilisation', s.get('sdr_utilisation'))} of their working time "
             f"(today {fmt('sdr_utilisation', b.get('sdr_utilisation'))}).")
-    sdrs = change.get("team.sdrs")
-    if sdrs is not None:
-        parts.append(f"It needs a different team size ({sdrs} SDRs): weigh the extra headcount against "
-                     f"the added pipeline before deciding.")
-    return " ".join(parts)
+    return " ".join(parts) + reps
 
 
-def why_not(rec: Recommendation) -> pd.DataFrame:
-    """Every policy with its objective and, for those not chosen, the reason in words."""
-    c = rec.candidates.copy()
-    c[label(rec.objective)] = [fmt(rec.objective, v) for v in c[rec.objective]]
-    c["verdict"] = np.where(c["policy"] == rec.policy, "recommended",
-                            np.where(c["policy"] == rec.baseline, "today's process", c["reasons"]))
-    return c[["policy", label(rec.objective), "verdict"]].set_index("policy")
+def twin_banner(today) -> str:
+    """A warning for the top of the report when the fitted twin was not used (Markdown, or "")."""
+    if today is None or not today.twin_failed:
+        return ""
+    return (f"> **Warning: these results come from the base scenario, not from a model of your own funnel.** "
+            f"{today.scenario_reason[:1].upper() + today.scenario_reason[1:]}. Treat the money figures as "
+            f"illustrative until a fitted twin passes its back-test.")
+
+
+#: Today's figures every section quotes, in this order.
+TODAY_KPIS = ["mql_per_week", "sla_attainment_hot", "sla_attainment_mql", "response_median_business_minutes",
+              "sdr_utilisation", "sql_per_week", "pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd",
+              "team_cost_per_quarter_usd", "net_value_per_quarter_usd"]
+
+
+def today_figures(summary: pd.DataFrame, baseline: str = "baseline", kpis=None) -> pd.DataFrame:
+    """Today's process in figures (mean and 95% interval per KPI), from one sweep's
+    baseline: the one place the report's "today" numbers come from."""
+    s = summary[(summary["policy"] == baseline) & summary["kpi"].isin(kpis or TODAY_KPIS)].set_index("kpi")
+    rows = []
+    for k in kpis or TODAY_KPIS:
+        if k not in s.index:
+            continue
+        r = s.loc[k]
+        lo, hi = _bounds(k, r["ci_low"], r["ci_high"])
+        rows.append({"": label(k, capital=True), "today": fmt(k, r["mean"]),
+                     "95% interval": f"{fmt(k, lo)} to {fmt(k, hi)}", "kpi": k, "mean": float(r["mean"])})
+    return pd.DataFrame(rows).set_index("")
+
+
+def decision_table(rec: Recommendation, summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy (readable name): net value against today with its interval, the
+    Hot SLA, SDR workload and the verdict in money. Narrow enough for a 1,280 px page."""
+    rows = []
+    for r in rec.candidates.itertuples():
+        m = _means(summary, r.policy)
+        net = "" if r.policy == rec.baseline else (
+            f"{fmt(rec.objective, r.effect, signed=True)} ({fmt(rec.objective, r.low, signed=True)} to "
+            f"{fmt(rec.objective, r.high, signed=True)})")
+        rows.append({"policy": rec.title(r.policy), "what changes": rec.descriptions.get(r.policy) or "",
+                     "net value a quarter vs today (95% interval)": net,
+                     "Hot SLA met": fmt("sla_attainment_hot", m.get("sla_attainment_hot")),
+                     "SDRs busy": fmt("sdr_utilisation", m.get("sdr_utilisation")),
+                     "verdict": r.verdict})
+    return pd.DataFrame(rows).set_index("policy")
+
+
+def kpi_rows(summary: pd.DataFrame, policies, kpis, titles: dict | None = None) -> pd.DataFrame:
+    """Policies as rows, a few KPIs as columns (means): a table that stays narrow however
+    many policies there are."""
+    titles = titles or {}
+    s = summary[summary["policy"].isin(policies)]
+    means = s.pivot(index="policy", columns="kpi", values="mean")
+    out = pd.DataFrame({label(k): [fmt(k, means.loc[p, k]) if k in means else "" for p in policies] for k in kpis},
+                       index=[titles.get(p) or p for p in policies])
+    out.index.name = "policy"
+    return out
+
+
+def effects_overview(kpis: pd.DataFrame, policies, baseline: str = "baseline", titles: dict | None = None,
+                     names=None) -> pd.DataFrame:
+    """Each policy's difference from today per KPI, "+$120k (+$80k to +$160k)", paired by
+    replication; policies as rows so the table stays narrow."""
+    titles = titles or {}
+    names = names or ["net_value_per_quarter_usd", "pipeline_per_quarter_usd", "team_cost_per_quarter_usd",
+                      "sql_per_week", "sla_attainment_hot"]
+    rows = {}
+    for p in policies:
+        if p == baseline:
+            continue
+        e = effects(kpis, p, baseline, names).set_index("kpi")
+        rows[titles.get(p) or p] = {label(k, capital=True): f"{fmt(k, e.loc[k, 'effect'], signed=True)} "
+                                    f"({fmt(k, e.loc[k, 'low'], signed=True)} to {fmt(k, e.loc[k, 'high'], signed=True)})"
+                                    for k in names if k in e.index}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "difference from today (95% interval)"
+    return out
+
+
+MONEY_KPIS = ["pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd", "gross_profit_per_quarter_usd",
+              "team_cost_per_quarter_usd", "net_value_per_quarter_usd"]
+SERVICE_KPIS = ["mql_per_week", "response_median_business_minutes", "response_p90_business_minutes",
+                "sla_attainment_hot", "sla_attainment_mql", "sdr_utilisation"]
 
 
 # ------------------------------------------------------------------ thresholds
 
 
 def threshold_story(summary: pd.DataFrame, cutoffs: dict[str, float], current: float,
-                    limits: Limits | None = None, objective: str = "pipeline_usd") -> str:
+                    limits: Limits | None = None, objective: str = OBJECTIVE) -> str:
     """What moving the MQL cut-off does, and the best cut-off the team can absorb."""
     limits = limits or Limits()
     means = summary.pivot(index="policy", columns="kpi", values="mean")
@@ -320,23 +259,29 @@ def threshold_story(summary: pd.DataFrame, cutoffs: dict[str, float], current: f
 # ------------------------------------------------------------------ caveats
 
 
-def assumptions_and_risks(rec: Recommendation, kpis: pd.DataFrame, scenario=None) -> str:
+def assumptions_and_risks(rec: Recommendation, kpis: pd.DataFrame, scenario=None, today=None) -> str:
     """Assumptions behind the numbers and the risks of acting on them, as Markdown bullets."""
     n = int(kpis.groupby("policy").size().min())
     lines = ["**Assumptions**", ""]
+    if today is not None:
+        lines.append(f"- The funnel: {today.scenario_source} ({today.scenario_reason}).")
     if scenario is not None:
-        cal = scenario.calendar
+        cal, e = scenario.calendar, scenario.economics
         lines.append(f"- Demand: about {scenario.arrivals.leads_per_week:,.0f} inbound leads a week, "
                      f"{scenario.team.sdrs} SDRs working {cal.open_hour:g}:00-{cal.close_hour:g}:00 "
                      f"({cal.timezone}), over {cal.horizon_days} days of which the first {cal.warmup_days} "
                      f"are a warm-up left out of the figures.")
+        lines.append(f"- Costs (the scenario's `economics`; replace the defaults with your own): an SDR costs "
+                     f"{fmt_money(e.sdr_cost_per_year_usd)} a year fully loaded ({e.paid_hours_per_year:,.0f} paid hours), "
+                     f"an AE {fmt_money(e.ae_cost_per_year_usd)}; hours outside 9:00-18:00 on weekdays earn a "
+                     f"{e.off_hours_premium:.0%} premium; gross margin {e.gross_margin:.0%}.")
         lines.append("- Speed-to-lead: the chance of reaching and qualifying a lead falls with the response "
-                     "delay along curves set to reproduce the published studies (HBR 2011; Lead Response "
-                     "Management 2007), not this company's own data.")
-    lines += [f"- Every figure is the mean of {n} simulated replications; intervals are 95% intervals over "
+                     "delay along the scenario's decay curve (fitted to the export when the twin is used; otherwise "
+                     "set to reproduce the published studies, HBR 2011 and Lead Response Management 2007).")
+    lines += [f"- Every figure is the mean of {n} simulated quarters per policy; intervals are 95% intervals over "
               f"those replications, and policies are compared on the same simulated leads.",
-              "- Conversion rates, deal sizes and stage durations are the scenario's, fitted to history where "
-              "the fitted-funnel notebook was run; markets that shift invalidate them.",
+              "- Net value counts the gross profit of the expected revenue the period's leads create; deals close "
+              "months later, so the cash arrives later than the cost.",
               "", "**Risks**", ""]
     rows = rec.effects
     unclear = rows[(rows["low"] <= 0) & (rows["high"] >= 0)]
@@ -356,16 +301,39 @@ def assumptions_and_risks(rec: Recommendation, kpis: pd.DataFrame, scenario=None
 
 
 def effect_table(rec: Recommendation) -> pd.DataFrame:
-    """The recommended policy's effect per KPI in words: today, with the change, the difference."""
+    """The chosen policy's effect per KPI in words: today, with the change, the difference
+    and its 95% interval from the paired replications."""
     rows = []
     for e in rec.effects.itertuples():
         rows.append({"": label(e.kpi, capital=True),
                      "today": fmt(e.kpi, e.baseline),
-                     f"with {rec.compared}": fmt(e.kpi, e.policy),
-                     "difference": fmt(e.kpi, e.effect, signed=True),
-                     "95% interval": f"{fmt(e.kpi, e.low, signed=True)} to {fmt(e.kpi, e.high, signed=True)}",
-                     "change": f"{e.relative:+.0%}" if e.relative == e.relative else ""})
+                     f"with {rec.title(rec.compared)}": fmt(e.kpi, e.policy),
+                     "difference (95% interval)": f"{fmt(e.kpi, e.effect, signed=True)} ({fmt(e.kpi, e.low, signed=True)}"
+                                                  f" to {fmt(e.kpi, e.high, signed=True)})"})
     return pd.DataFrame(rows).set_index("")
+
+
+GLOSSARY = {
+    "pipeline created": "the amounts of the opportunities opened from the period's leads",
+    "revenue won": "the amounts of the deals those leads closed won inside the period (most deals close later)",
+    "expected revenue": "pipeline created weighted by the win odds of each deal's segment: the revenue the "
+                        "period's leads are expected to bring, whenever their deals close",
+    "gross profit": "expected revenue times the gross margin",
+    "team cost": "loaded cost of the SDRs (with the off-hours premium), the overflow pool and the AEs",
+    "net value": "gross profit minus team cost and marketing spend; policies are compared on its change",
+    "per quarter": "a simulated period scaled to 13 weeks",
+    "SLA attainment": "the share of leads first touched within the SLA, counted in business minutes on the SLA's "
+                      "clock; leads still waiting past their deadline count as missed",
+    "business minutes": "minutes inside working hours (nights, weekends and holidays do not count)",
+    "95% interval": "the range the true figure lies in with 95% confidence, given the simulated quarters; a "
+                    "difference from today whose interval excludes zero is a real effect",
+    "replication": "one simulated quarter; every policy sees the same leads in the same replication",
+}
+
+
+def glossary() -> str:
+    """The report's defined terms as a Markdown list."""
+    return "\n".join(f"- **{k}**: {v}." for k, v in GLOSSARY.items())
 
 
 # ------------------------------------------------------------------ saved outputs
@@ -390,6 +358,13 @@ class SavedSweep:
         """Policy -> the MQL cut-off its scenario used."""
         return {n: float(s["scoring"]["mql"]) for n, s in self.meta.get("scenarios", {}).items()
                 if s.get("scoring", {}).get("mql") is not None}
+
+    def scenarios(self) -> dict:
+        """Policy -> the Scenario it was simulated with (rebuilt from ``run.json``)."""
+        from sim.scenario import build_scenario
+
+        return {n: build_scenario(doc, source=f"{self.path}/run.json ({n})")
+                for n, doc in self.meta.get("scenarios", {}).items()}
 
     @property
     def measured_weeks(self) -> float | None:
@@ -448,22 +423,62 @@ def points_overview(model: str | Path) -> pd.DataFrame:
     return rows.set_index(["criterion", "value"])
 
 
-def provenance(*sweeps: SavedSweep, model: str | Path | None = None) -> pd.DataFrame:
-    """Where each input came from: folder, seed, replications, policies and code version."""
+def provenance(*sweeps: SavedSweep, model: str | Path | None = None, export=None, mapping=None,
+               today=None) -> pd.DataFrame:
+    """Where each input came from: the export and mapping, the scenario and scoring table
+    of today's process, and each saved run's folder, seed, replications and code version
+    (paths relative to the project when inside it)."""
     rows = []
-    for s in sweeps:
-        reps = s.meta.get("replications") or {}
-        rows.append({"input": s.path.name, "folder": display_path(s.path), "seed": s.meta.get("seed"),
-                     "replications per policy": ", ".join(sorted({str(v) for v in reps.values()})),
-                     "policies": ", ".join(s.policies), "code version": s.meta.get("code_version"),
-                     "created": s.meta.get("created_at")})
+    for name, path in (("CRM export", export), ("mapping", mapping)):
+        if path:
+            rows.append({"input": name, "file or folder": display_path(path)})
+    if today is not None:
+        rows.append({"input": "scenario", "file or folder": display_path(today.scenario_path),
+                     "notes": f"{today.scenario_source}: {today.scenario_reason}"})
     if model is not None:
         try:
-            p = find_points_table(model)
-            rows.append({"input": "scoring model", "folder": display_path(p)})
+            rows.append({"input": "scoring table", "file or folder": display_path(find_points_table(model))})
         except FileNotFoundError as exc:
-            rows.append({"input": "scoring model", "folder": str(exc)})
+            rows.append({"input": "scoring table", "file or folder": str(exc)})
+    for s in sweeps:
+        reps = s.meta.get("replications") or {}
+        rows.append({"input": s.path.name, "file or folder": display_path(s.path), "seed": s.meta.get("seed"),
+                     "replications per policy": ", ".join(sorted({str(v) for v in reps.values()})),
+                     "notes": ", ".join(s.policies), "code version": s.meta.get("code_version"),
+                     "created": s.meta.get("created_at")})
     return pd.DataFrame(rows, dtype=object).set_index("input").fillna("")
+
+
+def trust_section(today):
+    """What the back-test of the fitted twin said, for the report: a sentence shown now,
+    and the per-KPI table returned (None when there is no twin or no saved back-test)."""
+    from IPython.display import Markdown, display
+
+    if today is None or today.fitted_path is None:
+        display(Markdown("No model of the funnel was fitted to an export: conversion rates, response behaviour and "
+                         "deal sizes are the base scenario's assumptions."))
+        return None
+    csv = Path(today.fitted_path).with_suffix("") / "backtest.csv"
+    verdict = today.backtest or "no back-test recorded"
+    use = "was used for every figure above" if today.uses_twin else "was **not** used: the figures above come from the base scenario"
+    display(Markdown(f"The twin fitted to the export (`{display_path(today.fitted_path)}`) was back-tested out of sample: "
+                     f"fitted on the earlier leads, it simulated the later ones. Verdict: **{verdict}**. It {use}."))
+    if not csv.exists():
+        return None
+    bt = pd.read_csv(csv)
+    rows = []
+    for r in bt.itertuples():
+        k = r.kpi
+        known = True
+        try:
+            kpi_def(k)
+        except Exception:  # a KPI outside the vocabulary: show the raw numbers
+            known = False
+        f = (lambda v: fmt(k, v)) if known else (lambda v: f"{v:,.3g}")
+        rows.append({"KPI": label(k, capital=True) if known else k, "actual": f(r.actual),
+                     "twin (95% prediction interval)": f"{f(r.simulated)} ({f(r.pi_low)} to {f(r.pi_high)})"
+                     if r.verdict != "not testable" else "", "verdict": r.verdict})
+    return pd.DataFrame(rows).set_index("KPI")
 
 
 def cutoff_grid(table, mql_cutoffs, current_mql: float = 0.0, step: float = 5.0, half_width: int = 2):

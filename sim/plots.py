@@ -118,6 +118,62 @@ def response_time_distribution(leads: pd.DataFrame, policies=None, baseline: str
     return fig
 
 
+def response_by_band(leads: pd.DataFrame, scenarios: dict, policies=None, baseline: str | None = "baseline",
+                     highlight: str | None = None, titles: dict | None = None) -> Figure:
+    """Share of Hot and of MQL leads answered within each delay, in **business minutes**
+    (the clock SLAs are judged on), one panel per band, with each band's SLA marked.
+
+    ``scenarios``: policy -> Scenario (its calendar counts the business minutes; the SLA
+    marks are today's, plus the highlighted policy's when it differs). Leads never
+    touched are left out.
+    """
+    from sim.calendar import BusinessClock
+    from sim.kpis import run_minutes
+
+    titles = titles or {}
+    policies = [p for p in (policies or list(dict.fromkeys(leads["policy"]))) if p in scenarios]
+    fig, axes = _figure(11.0, 4.0, ncols=2)
+    for ax, band, name in ((axes[0, 0], "hot", "Hot leads"), (axes[0, 1], "mql", "MQLs")):
+        top = 2.0
+        for p in policies:
+            scn = scenarios[p]
+            sub = leads[(leads["policy"] == p) & (leads["band"] == band)]
+            if "t_mql" in sub:  # the simulator's own lead table: run minutes already
+                t0, t1 = sub["t_mql"].to_numpy(float), sub["t_first_response"].to_numpy(float)
+            else:  # the CRM export a saved run holds
+                t0, t1 = run_minutes(sub["mql_at"], scn), run_minutes(sub["first_response_at"], scn)
+            ok = np.isfinite(t0) & np.isfinite(t1) & (t1 >= t0)
+            x = np.sort(BusinessClock(scn.calendar).business_delay(t0[ok], t1[ok]))
+            if not x.size:
+                continue
+            top = max(top, float(x[-1]))
+            y = np.arange(1, x.size + 1) / x.size
+            emph = p in (baseline, highlight)
+            color = PICK_COLOR if p == highlight else "black" if p == baseline else None
+            ax.step(np.maximum(x, 0.5), y, where="post", label=titles.get(p) or p, color=color,
+                    lw=2.4 if emph else 1.0, alpha=1.0 if emph else 0.5)
+        marks = {}
+        for p, who in ((baseline, "today's"), (highlight, "new")):
+            if p in scenarios:
+                m = float(getattr(scenarios[p].sla, f"{band}_minutes"))
+                marks.setdefault(m, who)
+        for m, who in marks.items():
+            ax.axvline(m, color="black" if who == "today's" else PICK_COLOR, ls="--", lw=1.2)
+            ax.text(m, 0.03, f" {who} SLA {minutes_label(m)}", fontsize=8, rotation=90, va="bottom")
+        ax.set_xscale("log")
+        ticks = [t for t in (1, 5, 15, 60, 240, 540, 2700, 10800) if t <= max(top, 2)]
+        ax.set_xticks(ticks, [minutes_label(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("business time from MQL to first touch (log scale)")
+        ax.set_title(f"{name}: share answered within that business time")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("leads answered")
+    axes[0, 1].legend(fontsize=7, loc="center right", frameon=False)
+    return fig
+
+
 # ------------------------------------------------------------------ KPIs per policy
 
 

@@ -612,7 +612,12 @@ def load_scenario(path: str | Path, overrides: dict | list[str] | None = None) -
 
 
 class Policy(Strict):
+    """One policy of a policy file: a short ``name`` (an identifier for commands and
+    files), a ``title`` and a one-line ``description`` for reports, and the scenario
+    settings it changes (``set``)."""
+
     name: str
+    title: str = ""
     description: str = ""
     set: dict[str, object] = {}
 

@@ -206,7 +206,7 @@ def test_messages_show_plain_values():
 
 # ---- notebooks -------------------------------------------------------------------------------
 @pytest.mark.parametrize("params,parts", [
-    (["-p", "replications", "0"], ["replications", "at least 1", "'0'"]),
+    (["-p", "replications", "-1"], ["replications", "at least 0", "'-1'"]),  # 0: the policy file's
     (["-p", "seed", "-1"], ["seed", "at least 0", "'-1'"]),
     (["-p", "n_jobs", "0"], ["n_jobs", "at least 1"]),
     (["-p", "horizon_days", "100000"], ["horizon_days", "at most 3660"]),

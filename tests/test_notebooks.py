@@ -14,7 +14,7 @@ import re
 import nbformat
 import pytest
 
-from lab.notebooks import Job, notebook_parameters, run_many, validate_parameters
+from lab.notebooks import notebook_parameters, run_many, validate_parameters
 from lab.pipeline import main_jobs
 from common.errors import LabError
 from common.paths import NOTEBOOKS, ROOT
@@ -32,45 +32,44 @@ SECTIONS = {
     "02_fit_funnel": ["Fitting the funnel to history", "What the history says", "Speed-to-lead in this history",
                       "Conversion rates", "Stage durations and deal sizes", "Back-test against history",
                       "Saving the fitted scenario"],
-    "03_sla_policies": ["SLA and routing policies, side by side", "The policies compared",
-                        "Running the simulations", "Policies side by side", "How fast leads are answered",
-                        "SLA attainment per band", "The funnel: SQLs, opportunities and wins",
-                        "Pipeline and revenue", "How busy the SDRs are",
-                        "Effect of each policy against today's process"],
-    "04_threshold_policies": ["Where to set the MQL cut-off", "The scoring model", "Running the cut-off grid",
-                              "Volume, quality, capacity and pipeline per cut-off", "In words", "The numbers"],
-    "05_scenario_report": ["What to change in lead handling, and what it buys", "The recommendation",
-                           "Expected effect against today's process", "Every policy tested",
-                           "Pipeline per policy", "How fast leads are answered", "SLA attainment",
-                           "The funnel per policy", "Where to set the MQL cut-off", "The scoring model in use",
-                           "Assumptions and risks", "Appendix: how these numbers were made"],
+    "03_sla_policies": ["SLA, routing and staffing policies, side by side", "Today's process, the starting point",
+                        "The policies compared", "Which policies change what the team does",
+                        "Running the simulations", "Money per quarter", "Difference from today's process",
+                        "Service: how fast leads are answered", "SLA attainment per band",
+                        "The funnel: SQLs, opportunities and wins", "How busy the SDRs are"],
+    "04_threshold_policies": ["Where to set the MQL cut-off", "The scoring model and today's cut-offs",
+                              "Running the cut-off grid", "Volume, quality, capacity and money per cut-off",
+                              "In words", "The numbers"],
+    "05_scenario_report": ["What to change in lead handling, and what it is worth", "The decision",
+                           "Every policy tested", "Today's process", "Money per quarter, per policy",
+                           "Service: how fast leads are answered", "The funnel per policy",
+                           "Where to set the MQL cut-off", "The scoring model in use",
+                           "How far to trust the model of the funnel", "Assumptions and risks", "Glossary",
+                           "Appendix: how these numbers were made"],
 }
 # Charts each report must carry (embedded PNGs).
-MIN_IMAGES = {"00_simulate_history": 1, "02_fit_funnel": 1, "03_sla_policies": 6,
+MIN_IMAGES = {"00_simulate_history": 1, "02_fit_funnel": 1, "03_sla_policies": 5,
               "04_threshold_policies": 1, "05_scenario_report": 5}
+#: A small policy file for the chain: today, a hire and a measurement-only change.
+POLICIES = """\
+base: {base}
+replications: 2
+policies:
+  - {{name: baseline, title: Today's process, description: five SDRs on office hours}}
+  - {{name: sla_24h, title: 24-hour MQL SLA, description: a relaxed MQL target only, set: {{sla.mql_minutes: 1440}}}}
+  - {{name: sdrs_6, title: 6 SDRs, description: one more SDR, set: {{team.sdrs: 6}}}}
+"""
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """The six notebooks run in chain order with small parameters; name -> (record, html)."""
+    """The whole chain as ``lab report`` assembles it (``main_jobs``), small: a 56-day
+    history, three policies and five cut-offs over two replications of 56 days;
+    name -> (record, html)."""
     tmp = tmp_path_factory.mktemp("chain")
-    runs = tmp / "runs"
-    history, refit = str(runs / "history.csv"), str(runs / "refit")
-    sla, thr = str(runs / "sla"), str(runs / "thr")
-    mapping = str(ROOT / "data" / "mappings" / "sim_leads.yaml")
-    small = {"horizon_days": 28, "replications": 2, "n_jobs": 1}
-    jobs = [
-        Job("00_simulate_history", {"export_path": history, "horizon_days": 56, "n_jobs": 1}, stage=0),
-        Job("01_refit_scoring", {"export": history, "mapping": mapping, "model_dir": refit, "outcome": "sql",
-                                 "pdo": 15.0, "capacity": 400.0}, stage=1),
-        Job("02_fit_funnel", {"history": history, "mapping": mapping, "fitted_path": str(runs / "fit.yaml"),
-                              "replications": 2, "n_jobs": 1}, stage=1),
-        Job("03_sla_policies", {**small, "policy_names": ["baseline", "sdrs_6", "sla_24h"], "out_dir": sla},
-            stage=2),
-        Job("04_threshold_policies", {**small, "points_table": refit, "mql_cutoffs": [55, 60, 65],
-                                      "out_dir": thr}, stage=2),
-        Job("05_scenario_report", {"sla_dir": sla, "thresholds_dir": thr, "model_dir": refit}, stage=3),
-    ]
+    policies = tmp / "policies.yaml"
+    policies.write_text(POLICIES.format(base=ROOT / "data" / "scenarios" / "baseline.yaml"))
+    jobs = main_jobs(tmp / "reports", policies=policies, horizon_days=56, plan=False)
     records = run_many(jobs, tmp / "reports", n_jobs=2, progress=False)
     return {r.notebook: (r, r.html_path.read_text() if r.html_path else "") for r in records}
 
@@ -102,9 +101,13 @@ def test_report_shows_no_code(chain, name):
 def test_report_recommends_in_plain_words(chain):
     _, page = chain["05_scenario_report"]
     text = _text(page)
-    assert ("Recommendation: adopt" in text) or ("Keep today's process" in text)
-    assert "95% interval" in text
+    assert ("Recommendation: " in text) or ("Keep today's process" in text)
+    assert "net value" in text and "95% interval" in text and "a quarter" in text
     assert "Traceback" not in text and "Error" not in text
+    # Readable names, no identifiers or machine paths.
+    assert "6 SDRs" in text and "team.sdrs" not in text and "sla_24h" not in text.split("Appendix")[0]
+    decision = text.split("The decision")[1].split("Today's process")[0]
+    assert "/tmp/" not in decision and "Recommendation" in decision or "Keep today" in decision
 
 
 def test_main_chain_is_ordered_and_valid(tmp_path):
@@ -113,12 +116,34 @@ def test_main_chain_is_ordered_and_valid(tmp_path):
     assert [j.stage for j in jobs] == [0, 1, 1, 2, 2, 3]
     for job in jobs:  # every parameter exists with the right type
         validate_parameters(job.notebook, job.params)
-    # later stages read what earlier stages write
+    # later stages read what earlier stages write, and every step defines today the same way
     p = {j.notebook: j.params for j in jobs}
-    assert p["01_refit_scoring"]["export"] == p["00_simulate_history"]["export_path"]
-    assert p["04_threshold_policies"]["points_table"] == p["01_refit_scoring"]["model_dir"]
+    assert p["01_refit_scoring"]["export"] == p["00_simulate_history"]["export_path"] == p["02_fit_funnel"]["history"]
+    today = ("policies", "scenario", "fitted_scenario", "model_dir")
+    for later in ("03_sla_policies", "04_threshold_policies", "05_scenario_report"):
+        assert [p[later][k] for k in today] == [p["03_sla_policies"][k] for k in today]
+    assert p["03_sla_policies"]["model_dir"] == p["01_refit_scoring"]["model_dir"]
+    assert p["03_sla_policies"]["fitted_scenario"] == p["02_fit_funnel"]["fitted_path"]
     assert p["05_scenario_report"]["sla_dir"] == p["03_sla_policies"]["out_dir"]
     assert p["05_scenario_report"]["thresholds_dir"] == p["04_threshold_policies"]["out_dir"]
+    for k in ("replications", "seed", "horizon_days"):  # the cut-off grid's today is the policy run's today
+        assert p["03_sla_policies"][k] == p["04_threshold_policies"][k]
+    # The history the twin learns from is never the leads the policies are judged on.
+    assert p["00_simulate_history"]["seed"] != p["03_sla_policies"]["seed"]
+
+
+def test_report_runs_on_a_teams_own_export(tmp_path):
+    """``lab report --export --mapping``: no simulated history; the export feeds both fits."""
+    export, mapping = tmp_path / "crm.csv", tmp_path / "m.yaml"
+    export.write_text("x\n")
+    mapping.write_text("x: 1\n")
+    jobs = main_jobs(tmp_path, export=export, mapping=mapping)
+    assert [j.notebook for j in jobs] == NAMES[1:]
+    p = {j.notebook: j.params for j in jobs}
+    assert p["01_refit_scoring"]["export"] == p["02_fit_funnel"]["history"] == str(export.resolve())
+    assert p["01_refit_scoring"]["outcome"] == "success"
+    with pytest.raises(LabError, match="needs its mapping file"):
+        main_jobs(tmp_path, export=export)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -152,7 +177,7 @@ def test_sweep_outputs_feed_the_report(chain):
     from lab.story import load_sweep
 
     saved = load_sweep(out)
-    assert saved.policies == ["baseline", "sla_24h", "sdrs_6"]  # the policy file's order
+    assert saved.policies == ["baseline", "sla_24h", "sdrs_6"]  # the policy file's order (and its replications)
     assert set(saved.kpis["replication"]) == {0, 1}
     assert saved.leads is not None and len(saved.leads)
 
@@ -165,3 +190,126 @@ def test_a_limit_breach_is_never_printed_as_equal_to_the_limit():
 
     why = Limits().check(pd.Series({"sla_attainment": 0.7996, "sla_attainment_hot": 0.57, "sdr_utilisation": 0.5}))
     assert why == ["Hot-lead SLA attainment 57% is below 80%", "SLA attainment 79.96% is below 80%"]
+
+
+# ---- one chain, one "today" -------------------------------------------------------------------
+class _Tables(__import__("html.parser").parser.HTMLParser):
+    """The tables of a page as lists of rows of cell texts (header cells included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._row, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(re.sub(r"\s+", " ", "".join(self._cell)).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _tables(page: str) -> list[list[list[str]]]:
+    t = _Tables()
+    t.feed(page)
+    return t.tables
+
+
+def _rows(tables, first: str) -> list[tuple[list[str], list[str]]]:
+    """(header, row) of every table with a row starting with ``first``."""
+    out = [(next(h for h in t if len(h) >= len(r) and h[0] != first), r)
+           for t in tables for r in t if r and r[0] == first]
+    assert out, f"no table row starts with {first!r}"
+    return out
+
+
+def _today(chain):
+    from lab.chain import resolve_today
+
+    p = chain["05_scenario_report"][0].params
+    return resolve_today(p["scenario"], p["policies"], p["fitted_scenario"], p["model_dir"])
+
+
+def test_every_section_quotes_the_same_today(chain):
+    from lab.story import load_sweep, today_figures
+
+    p = chain["05_scenario_report"][0].params
+    sla, thr = load_sweep(p["sla_dir"]), load_sweep(p["thresholds_dir"])
+    mql = float(sla.meta["scenarios"]["baseline"]["scoring"]["mql"])
+    here = next(n for n, c in thr.cutoffs.items() if c == mql)
+    # The saved tables: the cut-off grid's today is the policy run's today, replication by replication.
+    a = sla.kpis[sla.kpis["policy"] == "baseline"].drop(columns="policy").reset_index(drop=True)
+    b = thr.kpis[thr.kpis["policy"] == here].drop(columns="policy").reset_index(drop=True)
+    assert a.equals(b)
+    # The rendered report: the figures of "Today's process" reappear, digit for digit, in the
+    # money table's row of today and in the cut-off table's row of today's cut-off.
+    tables = _tables(chain["05_scenario_report"][1])
+    figures = today_figures(sla.summary)
+    today = dict(zip(figures.index, figures["today"]))
+    checked = 0
+    for first in ("Today's process", f"MQL from {mql:g} (today)"):
+        for header, row in _rows(tables, first):
+            for col, cell in zip(header[1:], row[1:]):
+                key = col[:1].upper() + col[1:]
+                if key in today:
+                    assert cell == today[key], (first, col, cell, today[key])
+                    checked += 1
+    assert checked >= 9  # four money figures, five cut-off figures
+    # The headline quotes today's Hot SLA and workload with the same rounding.
+    text = _text(chain["05_scenario_report"][1])
+    assert f"(today {today['SLA attainment, Hot leads']})" in text
+
+
+def test_the_table_in_use_is_the_one_the_policies_ran_with(chain):
+    import json as _json
+    from pathlib import Path
+
+    from lab.story import load_sweep
+    from sim.scoring import PointsTable
+
+    today = _today(chain)
+    p = chain["05_scenario_report"][0].params
+    refit = _json.loads((Path(p["model_dir"]) / "model.json").read_text())
+    assert today.table_path == (Path(p["model_dir"]) / "points.yaml").resolve()
+    for folder in (p["sla_dir"], p["thresholds_dir"]):
+        for name, doc in load_sweep(folder).meta["scenarios"].items():
+            assert Path(doc["scoring"]["points_table"]).resolve() == today.table_path, (folder, name)
+    text = re.sub(r"\s+", " ", _text(chain["05_scenario_report"][1]))
+    section = text.split("The scoring model in use")[-1].split("How far to trust")[0]
+    assert refit["decision"] in section and str(today.table_path) in section
+    rows = PointsTable.load(today.table_path).rows
+    assert all(f"{v:g}" in section for v in rows["points"])
+    th = PointsTable.load(today.table_path).thresholds
+    assert f"{th.hot:g} / {th.mql:g} / {th.nurture:g}" in text
+
+
+def test_the_policies_run_on_the_fitted_twin_when_its_backtest_passes(chain):
+    from lab.story import load_sweep
+    from sim.scenario import backtest_verdict, load_scenario
+
+    p = chain["05_scenario_report"][0].params
+    verdict = backtest_verdict(p["fitted_scenario"])
+    assert verdict is not None, "the funnel fit must record its back-test verdict in the fitted scenario"
+    used = load_sweep(p["sla_dir"]).meta["scenarios"]["baseline"]
+    twin = load_scenario(p["fitted_scenario"])
+    pages = {n: re.sub(r"\s+", " ", _text(chain[n][1])) for n in ("03_sla_policies", "04_threshold_policies",
+                                                                   "05_scenario_report")}
+    if verdict.split()[0] == "pass":
+        assert used["arrivals"]["leads_per_week"] == twin.arrivals.leads_per_week
+        assert all("Warning" not in t for t in pages.values())
+        assert "fitted twin" in pages["05_scenario_report"]
+    else:  # the base scenario, and a banner wherever its results are used
+        assert used["arrivals"]["leads_per_week"] != twin.arrivals.leads_per_week
+        assert all("did not pass its back-test" in t for t in pages.values())
