@@ -12,9 +12,18 @@ realisation, parameter and replication noise together). Verdict per KPI: ``pass`
 the actual value lies inside the prediction interval, ``fail`` otherwise, ``not
 testable`` when the export cannot show it ("not in this export") or too few
 replications ran. The twin fails overall when any KPI falls outside its prediction
-interval widened for the number of KPIs tested (Bonferroni), passes when at least one
-KPI was tested and none fails so. ``save_backtest`` writes the CSV, the chart and the
-verdict into the scenario file's header.
+interval widened for the number of KPIs tested (Bonferroni); it passes only when none
+fails so *and* at least ``MIN_TESTED_SHARE`` of the KPIs were tested: a twin checked on
+two figures out of thirteen has not been validated, and its overall verdict is ``not
+testable: <why>`` (``overall_verdict``). ``save_backtest`` writes the CSV, the chart and
+the verdict into the scenario file's header.
+
+Opportunity-only exports (every row an opportunity, created when it was engaged, as in
+Maven CRM): the rows are not leads, so ``leads_per_week`` is not testable; and the
+twin's opportunity volume (``pipeline_per_week_usd``, ``won_per_week``) is not fitted -
+it rests on the base scenario's assumed lead-to-opportunity rates, which the export
+cannot check - so those are not testable either. What stays testable is what the export
+measured at the opportunity stage (win rate, deal size).
 
 Both sides are measured by the one KPI function (``sim.kpis.funnel_kpis``) on a lead
 table alone: an export rarely has an event log, so the simulated side is read without
@@ -48,11 +57,47 @@ KPI_NEEDS = {
     "deal_size_mean_usd": ("opportunity_at", "amount"), "won_per_week": ("opportunity_at", "closed_at", "outcome"),
 }
 NOT_IN_EXPORT = "not in this export"
+#: Share of ``BACKTEST_KPIS`` that must be tested for an overall pass.
+MIN_TESTED_SHARE = 0.5
+#: Opportunity-only exports: KPIs not testable, and why.
+OPPORTUNITY_ONLY = {
+    "leads_per_week": "the export's rows are opportunities, not leads (no lead volume)",
+    "pipeline_per_week_usd": "opportunity volume not fitted: the export has no lead stages, so the twin's rests on "
+                             "the base scenario's assumed lead-to-opportunity rates",
+    "won_per_week": "opportunity volume not fitted: the export has no lead stages, so the twin's rests on the base "
+                    "scenario's assumed lead-to-opportunity rates",
+}
 
 
 def supported(frame: pd.DataFrame, name: str) -> bool:
     """Whether a lead table has what KPI ``name`` needs (columns present and filled)."""
     return all(c in frame and frame[c].notna().any() for c in KPI_NEEDS.get(name, ()))
+
+
+def opportunity_only(frame: pd.DataFrame) -> bool:
+    """Whether every row of an export is an opportunity dated when it was created (no
+    lead stage before it): ``opportunity_at`` filled and equal to ``created_at``."""
+    if "opportunity_at" not in frame or "created_at" not in frame or len(frame) == 0:
+        return False
+    o, c = frame["opportunity_at"], frame["created_at"]
+    lead_stages = any(col in frame and frame[col].notna().any() for col in ("mql_at", "sal_at", "sql_at"))
+    return bool(o.notna().all() and (o == c).all() and not lead_stages)
+
+
+def overall_verdict(table: pd.DataFrame) -> str:
+    """The twin's verdict from its KPI rows (``verdict`` and ``note`` columns): ``fail``
+    when a KPI is outside its Bonferroni-widened interval; else ``not testable: <why>``
+    when fewer than ``MIN_TESTED_SHARE`` of the KPIs were tested; else ``pass``."""
+    tested = table[table["verdict"] != "not testable"]
+    if tested["note"].astype(str).str.startswith("outside the Bonferroni").any():
+        return "fail"
+    need = math.ceil(MIN_TESTED_SHARE * len(table))
+    if len(tested) < need:
+        why = table.loc[table["verdict"] == "not testable", "note"].value_counts()
+        return (f"not testable: only {len(tested)} of {len(table)} KPIs testable "
+                f"({', '.join(tested['kpi']) or 'none'}; rule: at least {need} for a pass); "
+                + "; ".join(f"{k} for {v}" for k, v in why.items()))
+    return "pass"
 
 
 def backtest(fitted: FittedFunnel, export, mapping=None, replications: int = 5, seed: int = 2026,
@@ -192,7 +237,8 @@ def holdout_backtest(export, mapping, base=None, split=None, replications: int =
         sims.append(funnel_kpis(crm_export(leads, scn), None, scn, split, end))
     sim = pd.DataFrame(sims)
     rows = []
-    tested = [n for n in kpis if supported(actual_df, n) and math.isfinite(actual[n])]
+    untestable = OPPORTUNITY_ONLY if opportunity_only(actual_df) else {}
+    tested = [n for n in kpis if supported(actual_df, n) and math.isfinite(actual[n]) and n not in untestable]
     zb = normal_quantile(1 - (1 - LEVEL) / max(len(tested), 1))
     z = normal_quantile(LEVEL)
     for name in kpis:
@@ -207,7 +253,9 @@ def holdout_backtest(export, mapping, base=None, split=None, replications: int =
         lo = max(lo, lo_b) if lo_b is not None and math.isfinite(lo) else lo
         hi = min(hi, hi_b) if hi_b is not None and math.isfinite(hi) else hi
         alo, ahi = kpi_interval(name, actual, weeks) if supported(actual_df, name) else (math.nan, math.nan)
-        if not supported(actual_df, name) or not math.isfinite(a):
+        if name in untestable:
+            verdict, why = "not testable", untestable[name]
+        elif not supported(actual_df, name) or not math.isfinite(a):
             verdict, why = "not testable", NOT_IN_EXPORT
         elif not math.isfinite(half):
             verdict, why = "not testable", "fewer than 2 simulated values"
@@ -221,12 +269,7 @@ def holdout_backtest(export, mapping, base=None, split=None, replications: int =
                          ratio=m / a if a and math.isfinite(a) else math.nan, verdict=verdict, note=why))
     table = pd.DataFrame(rows)
     t = table[table["verdict"] != "not testable"]
-    if t.empty:
-        overall = "not testable"
-    elif t["note"].str.startswith("outside the Bonferroni").any():
-        overall = "fail"
-    else:
-        overall = "pass"
+    overall = overall_verdict(table)
     fitted.notes.append(f"back-test on leads created {split:%Y-%m-%d} .. {c1:%Y-%m-%d}: {overall} "
                         f"({(t['verdict'] == 'pass').sum()} pass, {(t['verdict'] == 'fail').sum()} fail, "
                         f"{(table['verdict'] == 'not testable').sum()} not testable)")

@@ -1,6 +1,8 @@
 """The fit report: every scenario parameter, fitted (estimate, n, 95% interval, pull
-toward the pooled value) or assumed (the base scenario's value and why), beside the
-segment rates and the join report, written as CSV files next to the fitted scenario."""
+toward the pooled value), declared (read from the mapping) or assumed (the base
+scenario's value and why), beside the segment rates and the join report, written as CSV
+files next to the fitted scenario. Rows ``recorded_from[column]`` name the stage dates
+recorded only from some date on (``calibration.recording``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,20 +11,28 @@ import pandas as pd
 
 COLUMNS = ["parameter", "status", "value", "estimate", "ci_low", "ci_high", "n", "raw_estimate", "shrinkage",
            "reason"]
+ORDER = {"fitted": 0, "declared": 1, "assumed": 2}
 
 
 def report_table(fit) -> pd.DataFrame:
-    """``fit.report`` in a fixed column order, fitted rows first."""
+    """``fit.report`` in a fixed column order: fitted rows first, then declared, then assumed."""
     r = fit.report if fit.report is not None else pd.DataFrame(columns=COLUMNS)
     r = r.reindex(columns=COLUMNS)
-    return r.sort_values("status", kind="stable", key=lambda s: s.map({"fitted": 0, "assumed": 1})) \
+    return r.sort_values("status", kind="stable", key=lambda s: s.map(ORDER).fillna(len(ORDER))) \
         .reset_index(drop=True)
 
 
 def summary_lines(fit) -> list[str]:
     r = report_table(fit)
     fitted, assumed = (r["status"] == "fitted").sum(), (r["status"] == "assumed").sum()
-    lines = [f"fit report: {fitted} parameter(s) fitted, {assumed} assumed from the base scenario"]
+    declared = (r["status"] == "declared").sum()
+    lines = [f"fit report: {fitted} parameter(s) fitted, {declared} declared in the mapping, {assumed} assumed "
+             "from the base scenario"]
+    for _, row in r[r["parameter"].astype(str).str.startswith("recorded_from[")].iterrows():
+        lines.append(f"  {row['parameter']} = {row['value']}: {row['reason']}")
+    for _, row in r[r["status"] == "declared"].iterrows():
+        if not str(row["parameter"]).startswith("recorded_from["):
+            lines.append(f"  declared {row['parameter']}: {row['reason']}")
     for _, row in r[r["status"] == "assumed"].iterrows():
         lines.append(f"  assumed {row['parameter']}: {row['reason']}")
     shrunk = r[(r["status"] == "fitted") & (r["shrinkage"].fillna(0) > 0)]

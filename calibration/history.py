@@ -29,8 +29,11 @@ What an export can and cannot tell
   duration is a censored-exponential maximum-likelihood estimate (open opportunities
   contribute their exposure); win / no-decision shares are taken among closed deals.
 
-Timestamps are read in the scenario's time zone (``base.calendar.timezone``): exports whose
-dates carry an offset are converted to it; naive dates are taken to be local already.
+Timestamps are read in the time zone the mapping declares for the main table (where the
+team sits), else in the base scenario's (``base.calendar.timezone``): exports whose dates
+carry an offset are converted to it; naive dates are taken to be local already. Team
+size, working hours and the zone are read by ``calibration.team``; stage dates recorded
+only from some date on restrict the cohorts they feed (``calibration.recording``).
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ import pandas as pd
 import yaml
 from scipy import optimize, special
 
+from calibration.mapping import load_mapping
+from calibration.recording import annotate, in_cohort, recording_windows, report_rows
+from calibration.team import row, team_size, time_zone, working_hours
 from common.errors import LabError
 from common.intervals import (LEVEL, SMALL_N, clip_interval, exponential_mean_interval, mean_interval,
                               normal_quantile, poisson_rate_interval, proportion_interval, quantile_interval,
@@ -442,7 +448,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
         base = load_scenario(path) if path.exists() else Scenario()
     elif not isinstance(base, Scenario):
         base = load_scenario(base)
-    tz = base.calendar.timezone
+    mapping = load_mapping(mapping)
+    tz, tz_row = time_zone(mapping, base)  # a zone the mapping declares is where the team sits
     df, data = read_history(export, mapping, tz)
     notes: list[str] = list(data.flags)
     # Columns this export lacks (or never fills) are added empty: what needs them is then
@@ -476,6 +483,11 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     days = max(1, math.ceil((max(last, end) - start) / pd.Timedelta(days=1)))
     weeks = max((last - start) / pd.Timedelta(days=1), 1.0) / 7.0
     df["segment"] = segment_of(df)
+    # Stage dates recorded only from some date on: each rate reads only the cohort that is complete.
+    windows = recording_windows(df, data.mapping, end)
+    notes += [f"{w.column} recorded only from {w.start:%Y-%m-%d} ({w.reason})" for w in windows.values()]
+    cohort = {c: in_cohort(df, windows, c) for c in ("qualification", "response", "sql", "opportunity",
+                                                     "disposition")}
 
     # Volume and shape of arrivals.
     n = len(df)
@@ -492,7 +504,7 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     delay = ((df["first_response_at"] - df["mql_at"]).dt.total_seconds() / 60.0) \
         if "first_response_at" in df and "mql_at" in df \
         else pd.Series(np.nan, index=df.index)
-    rt = delay.dropna().clip(lower=0).to_numpy()
+    rt = delay[cohort["response"]].dropna().clip(lower=0).to_numpy()
     response = pd.DataFrame([dict(quantile=q, minutes=m, ci_low=lo, ci_high=hi, n=rt.size, small_n=small_n(rt.size))
                              for q in (0.25, 0.5, 0.75, 0.9, 0.95) for m, lo, hi in [quantile_interval(rt, q)]])
 
@@ -503,7 +515,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     rej = df["rejection_reason"].notna() if "rejection_reason" in df else pd.Series(False, index=df.index)
     qualified = sal | rej
     mql_at = df["mql_at"] if "mql_at" in df else pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
-    mature = mql_at.notna() & (mql_at <= end - pd.Timedelta(days=mature_days)) & band.notna()
+    mature = mql_at.notna() & (mql_at <= end - pd.Timedelta(days=mature_days)) & band.notna() \
+        & cohort["qualification"]
     sample = mature & delay.notna()
     decay_fit, decay_tab = None, pd.DataFrame(columns=["parameter", "estimate", "se_link", "ci_low", "ci_high"])
     try:
@@ -526,12 +539,12 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     for r in REASONS:
         conv.append(_rate_row("rejection_share", r, (rejected == r).sum(), len(rejected)))
     if "sql_at" in df:
-        sql = df[df["sql_at"].notna() & (df["sql_at"] <= end - pd.Timedelta(days=opp_window_days))]
+        sql = df[df["sql_at"].notna() & (df["sql_at"] <= end - pd.Timedelta(days=opp_window_days)) & cohort["sql"]]
         has_opp = sql["opportunity_at"].notna() if "opportunity_at" in sql else pd.Series(False, index=sql.index)
         for s in SEGMENTS:
             m = sql["segment"] == s
             conv.append(_rate_row("sql_to_opportunity", s, (has_opp & m).sum(), m.sum()))
-    opp = df[df["opportunity_at"].notna()] if "opportunity_at" in df else df.iloc[:0]
+    opp = df[df["opportunity_at"].notna() & cohort["opportunity"]]
     for s in SEGMENTS:
         o = opp[opp["segment"] == s]
         for q, r in _outcome_rates(o, end).items():
@@ -542,7 +555,7 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
 
     # Durations (days).
     dur = []
-    acc = df[sal & ~rej & df["first_response_at"].notna()] if "first_response_at" in df else df.iloc[:0]
+    acc = df[sal & ~rej & df["first_response_at"].notna() & cohort["disposition"]]
     x = ((acc["sal_at"] - acc["first_response_at"]).dt.total_seconds() / 86400.0).to_numpy()
     m, lo, hi, k = mean_interval(x, lower=0.0)
     dur.append(dict(quantity="disposition_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k))
@@ -582,15 +595,19 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
     deal_sizes = pd.DataFrame(deal, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
     deal_sizes["small_n"] = small_n(deal_sizes["n"].to_numpy())
 
-    owners, owner_row = _team_size(df, start, last, base)
+    owners, owner_row = team_size(df, base)
+    hours, hour_rows = working_hours(df, base)
     if "band" in df and len(mql) >= 100 and not mql["band"].isin(["nurture", "cold"]).any() and base.nurture.enabled:
         # Every MQL was Hot or MQL on arrival: nothing re-entered from nurture.
         base = base.model_copy(deep=True)
         base.nurture.enabled = False
         notes.append("no MQL came from the nurture or cold bands: nurture re-entry disabled")
     report = _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion)
+    report += hour_rows + [tz_row]
     scn = _build(base, Path(export), start, days, n / weeks, profile, channel_docs, decay_fit, conversion,
-                 durations, deal_sizes, owners, notes, report, absent)
+                 durations, deal_sizes, owners, notes, report, absent, calendar=hours | {"timezone": tz})
+    annotate(report, windows)
+    report += report_rows(windows)
     return FittedFunnel(scenario=scn, source=str(export), sha256=data.sha256, rows=n, start=start, end=end,
                         volume=volume, profile=profile, channels=channels, response=response, decay=decay_tab,
                         decay_fit=decay_fit, conversion=conversion, durations=durations,
@@ -598,36 +615,9 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
                         joins=data.joins)
 
 
-def _team_size(df: pd.DataFrame, start, last, base: Scenario) -> tuple[int, dict]:
-    """SDRs = the median number of owners who first-touched a lead in a week (owners
-    known only after assignment count only where they are known); 0 when the export
-    names no owner."""
-    row = dict(parameter="team.sdrs", value=base.team.sdrs, status="assumed", estimate=math.nan,
-               ci_low=math.nan, ci_high=math.nan, n=0, raw_estimate=math.nan, shrinkage=0.0,
-               reason="no owner column in this export; base scenario's value")
-    if "owner_id" not in df or df["owner_id"].notna().sum() == 0:
-        return 0, row
-    when = df["first_response_at"] if "first_response_at" in df and df["first_response_at"].notna().any() \
-        else df["created_at"]
-    d = pd.DataFrame({"w": when.dt.to_period("W"), "o": df["owner_id"]}).dropna()
-    per_week = d.groupby("w")["o"].nunique()
-    full = per_week.iloc[1:-1] if len(per_week) > 2 else per_week  # partial first and last weeks out
-    est = int(round(float(full.median())))
-    lo, hi = (float(full.quantile(0.025)), float(full.quantile(0.975))) if len(full) > 1 else (math.nan, math.nan)
-    row.update(value=est, status="fitted", estimate=est, ci_low=lo, ci_high=hi, n=int(len(full)),
-               reason="median owners active per week (range: 2.5%-97.5% of weeks)")
-    return est, row
-
-
 def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion) -> list[dict]:
     """Report rows of the parameters not read through ``_est``: volume, channels, decay,
     response, rejection mix and team size."""
-    def row(parameter, value, status, reason="", **kw):
-        r = dict(parameter=parameter, value=value, status=status, estimate=math.nan, ci_low=math.nan,
-                 ci_high=math.nan, n=0, raw_estimate=math.nan, shrinkage=0.0, reason=reason)
-        r.update(kw)
-        return r
-
     rows = []
     v = volume.set_index("quantity")
     rows.append(row("arrivals.leads_per_week", v.loc["leads_per_week", "estimate"], "fitted",
@@ -751,36 +741,48 @@ def _shrink(conv: pd.DataFrame, prior_n: float) -> pd.DataFrame:
 def segment_rates(opp: pd.DataFrame, end, columns) -> pd.DataFrame:
     """Win rate (censoring-aware), deal size and days to close by each category column
     (channel, industry, product...), with 95% intervals and small-group flags."""
+    from calibration.survival import eventual_shares
+
     rows = []
+    t0 = opp["opportunity_at"]
+    closed = opp["closed_at"] if "closed_at" in opp else pd.Series(pd.NaT, index=opp.index)
+    done = closed.notna().to_numpy()
+    # Days to the close, or (open) to the export's date: right-censored exposure.
+    days = np.where(done, (closed - t0).dt.total_seconds(), (end - t0).dt.total_seconds()) / 86400.0
+    outcome = opp["outcome"].astype(object).to_numpy() if "outcome" in opp else np.full(len(opp), None)
+    amount = opp["amount"].to_numpy(float) if "amount" in opp else np.full(len(opp), np.nan)
+    won_amount = (outcome == "won") & ~np.isnan(amount)
     for col in columns:
-        for value, o in opp.groupby(opp[col].astype(object).fillna("(missing)"), sort=True):
-            w = _outcome_rates(o, end)["win"]
-            rows.append(dict(by=col, group=str(value), quantity="win_rate", **w))
-            amt = o.loc[(o["outcome"] == "won") & o["amount"].notna(), "amount"].to_numpy(float) \
-                if "amount" in o and "outcome" in o else np.array([])
-            m, lo, hi, k = mean_interval(amt, lower=0.0)
+        codes, values = pd.factorize(opp[col].astype(object).fillna("(missing)"), sort=True)
+        for j, value in enumerate(values):
+            g = codes == j
+            k = int((g & done).sum())
+            share = eventual_shares(days[g], np.where(done[g], outcome[g], None)).get("won", 0.0) if k else math.nan
+            _, lo, hi = _wilson_at(share, k) if k else (math.nan, math.nan, math.nan)
+            rows.append(dict(by=col, group=str(value), quantity="win_rate", estimate=share, ci_low=lo, ci_high=hi,
+                             n=k, small_n=small_n(k)))
+            m, lo, hi, n = mean_interval(amount[g & won_amount], lower=0.0)
             rows.append(dict(by=col, group=str(value), quantity="won_deal_size_mean", estimate=m, ci_low=lo,
-                             ci_high=hi, n=k, small_n=small_n(k)))
-            if "closed_at" in o:
-                done = o["closed_at"].notna()
-                obs = ((o.loc[done, "closed_at"] - o.loc[done, "opportunity_at"]).dt.total_seconds() / 86400).to_numpy()
-                cens = ((end - o.loc[~done, "opportunity_at"]).dt.total_seconds() / 86400).to_numpy()
-                m, lo, hi, k = exponential_mean_interval(obs, cens)
+                             ci_high=hi, n=n, small_n=small_n(n)))
+            if "closed_at" in opp:
+                m, lo, hi, n = exponential_mean_interval(days[g & done], days[g & ~done])
                 rows.append(dict(by=col, group=str(value), quantity="days_to_close_mean", estimate=m, ci_low=lo,
-                                 ci_high=hi, n=k, small_n=small_n(k)))
+                                 ci_high=hi, n=n, small_n=small_n(n)))
     return pd.DataFrame(rows, columns=["by", "group", "quantity", "estimate", "ci_low", "ci_high", "n", "small_n"])
 
 
 def _build(base: Scenario, export: Path, start, days, leads_per_week, profile, channel_docs, decay_fit,
            conversion, durations, deal_sizes, owners, notes, report: list | None = None,
-           absent: set = frozenset()) -> Scenario:
+           absent: set = frozenset(), calendar: dict | None = None) -> Scenario:
     """The fitted numbers written over the base scenario, validated; ``report`` gets one
-    row per parameter, fitted or assumed (``calibration.fit_report``)."""
+    row per parameter, fitted or assumed (``calibration.fit_report``); ``calendar``:
+    calendar fields read from the export (hours, working days, time zone)."""
     from functools import partial
 
     _est = partial(_est_, report=report, absent=absent)
     doc = base.model_dump(mode="json")
     cal = doc["calendar"]
+    cal.update(calendar or {})
     cal["start_date"] = str(start.date())
     cal["horizon_days"] = int(days)
     cal["warmup_days"] = int(min(cal["warmup_days"], days - 1))

@@ -6,6 +6,7 @@ follow DOMAIN.md section 6.
 """
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -105,7 +106,9 @@ class TableSpec(_Strict):
     another says ``main: true``. Date settings apply to every date column of the table
     unless ``dates`` names the column; ``values`` rewrites raw values of a column before
     joining (``{product: {GTXPro: GTX Pro}}``); ``where`` keeps only rows whose column
-    holds one of the values listed (test records out)."""
+    holds one of the values listed (test records out); ``recorded_from`` is the date from
+    which the table was recorded (a migration): every date it feeds is complete only for
+    records that reached the stage before it from then on (``calibration.recording``)."""
 
     file: str
     main: bool = False
@@ -117,6 +120,7 @@ class TableSpec(_Strict):
     dates: dict[str, DateSpec] = {}
     values: dict[str, dict[str, Value]] = {}
     where: dict[str, list[Value]] = {}
+    recorded_from: date | None = None
 
     def date_spec(self, column: str) -> DateSpec:
         d = self.dates.get(column)
@@ -156,7 +160,9 @@ class Mapping(_Strict):
     outcome: never features), ``features`` (extra export columns used as-is), ``numeric``
     (which of those are numbers; others are categories), ``ignore``, ``placeholders``
     (values that mean missing), ``date_format`` / ``dayfirst`` (for day/month dates),
-    ``leakage`` (guard limits and the columns it must let through).
+    ``leakage`` (guard limits and the columns it must let through), ``recorded_from``
+    (date column, by export or lab name -> the date from which it was recorded; see
+    ``calibration.recording``).
     """
 
     name: str
@@ -175,6 +181,7 @@ class Mapping(_Strict):
     date_format: str | None = None
     dayfirst: bool | None = None
     leakage: LeakageSpec = LeakageSpec()
+    recorded_from: dict[str, date] = {}
     _source: str = PrivateAttr("<memory>")
 
     @property
@@ -211,6 +218,12 @@ class Mapping(_Strict):
         if stray:
             raise ValueError(f"'numeric' lists {stray}, which are not in 'features'")
         self._check_tables()
+        lab_of = dict(self.renames)
+        lab = set(lab_of.values()) | set(self.derived)
+        odd = sorted(c for c in self.recorded_from if lab_of.get(c, c) not in lab or lab_of.get(c, c) not in DATES)
+        if odd:
+            raise ValueError(f"recorded_from names {odd}, which are not date columns the mapping provides "
+                             f"(export names under 'columns' or lab dates among {', '.join(DATES)})")
         return self
 
     def _check_tables(self):
@@ -348,5 +361,9 @@ def _refuse_duplicate_keys(path: Path):
         loader.name = str(path)
         try:
             loader.get_single_data()
+        except LabError:
+            raise
+        except ValueError:  # a value YAML cannot build (a date 2026-13-01): the validation names it
+            pass
         finally:
             loader.dispose()

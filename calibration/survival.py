@@ -27,21 +27,25 @@ def kaplan_meier(t, event) -> pd.DataFrame:
 
 def eventual_shares(t, cause) -> dict:
     """Aalen-Johansen cumulative incidence of each cause at the last time, normalised
-    to shares of all closings. ``cause`` is None (or NaN) for a censored record."""
+    to shares of all closings. ``cause`` is None (or NaN) for a censored record.
+
+    At each distinct time ``t_j`` with ``r_j`` at risk and ``d_kj`` closings of cause k:
+    ``CIF_k = sum_j S(t_j-) d_kj / r_j``, ``S`` the Kaplan-Meier survival of any closing."""
     t = np.asarray(t, dtype=float)
-    c = pd.Series(cause, dtype=object).where(pd.notna(pd.Series(cause, dtype=object)), None).to_numpy()
+    c = pd.Series(cause, dtype=object)
+    c = c.where(pd.notna(c), None).to_numpy()
     ok = ~np.isnan(t)
     t, c = t[ok], c[ok]
-    ev = np.array([x is not None for x in c])
+    ev = np.array([x is not None for x in c], dtype=bool)
     if not ev.any():
         return {}
-    df = pd.DataFrame({"t": t, "c": np.where(ev, c, "__censored__")})
-    counts = df.groupby(["t", "c"]).size().unstack(fill_value=0).sort_index()
-    causes = [k for k in counts.columns if k != "__censored__"]
-    n_t = counts.sum(axis=1).to_numpy()
-    at_risk = len(df) - np.concatenate([[0], np.cumsum(n_t)[:-1]])
-    d_all = counts[causes].sum(axis=1).to_numpy()
+    causes = sorted({str(x) for x in c[ev]})
+    times, inv = np.unique(t, return_inverse=True)
+    n_t = np.bincount(inv, minlength=times.size)
+    at_risk = t.size - np.concatenate([[0], np.cumsum(n_t)[:-1]])
+    d = {k: np.bincount(inv[ev & (c.astype(str) == k)], minlength=times.size) for k in causes}
+    d_all = sum(d.values())
     surv_before = np.concatenate([[1.0], np.cumprod(1 - d_all / np.maximum(at_risk, 1))[:-1]])
-    cif = {k: float(np.sum(surv_before * counts[k].to_numpy() / np.maximum(at_risk, 1))) for k in causes}
+    cif = {k: float(np.sum(surv_before * d[k] / np.maximum(at_risk, 1))) for k in causes}
     total = sum(cif.values())
     return {k: v / total for k, v in cif.items()} if total > 0 else {}

@@ -10,7 +10,9 @@ semicolons and decimal commas as a European Excel saves them). The shipped mappi
 
 ``simulated_history(scenario, seed)`` returns the simulator's own lead table
 (``sim.crm.crm_export``): the truth an import of those files must reproduce, and the
-scenario is the truth a fit must recover.
+scenario is the truth a fit must recover; ``true_parameters(scenario)`` names that truth
+the way the fit report names its parameters. ``deals_from`` (both writers) leaves out the
+deals created before a date, as a CRM migration does (deals recorded only from then on).
 """
 from __future__ import annotations
 
@@ -68,8 +70,49 @@ def _tasks(leads: pd.DataFrame, seed: int) -> pd.DataFrame:
     return tk
 
 
-def write_salesforce(leads: pd.DataFrame, folder: str | Path, seed: int = 1) -> Path:
-    """Salesforce object export (Lead, Opportunity, Task) of a simulated history."""
+def true_parameters(scenario) -> dict[str, float]:
+    """The scenario's values under the fit report's parameter names
+    (``calibration.fit_report``): what a fit of its history must recover.
+
+    The decay is given only when the scenario's history can identify it: no contact
+    curve (``decay.contact`` none) and a power-law qualification curve; then
+    ``P(qualified | band, d) = p_band (1 + d / d0) ** -alpha`` with
+    ``p_band = q (1 - (1 - c) ** A) / c`` (c contact odds, q qualify odds, A attempts)."""
+    cv, team = scenario.conversion, scenario.team
+    out = {"arrivals.leads_per_week": scenario.arrivals.leads_per_week, "team.sdrs": team.sdrs,
+           "calendar.open_hour": scenario.calendar.open_hour, "calendar.close_hour": scenario.calendar.close_hour,
+           "deal_size_sigma[all]": cv.deal_size_sigma, "disposition_days[all]": cv.disposition_days_mean,
+           "sql_to_opportunity_days[all]": cv.days_sql_to_opportunity_mean}
+    total = sum(c.share for c in scenario.arrivals.channels.values())
+    out |= {f"arrivals.channels[{k}].share": c.share / total for k, c in scenario.arrivals.channels.items()}
+    mix = sum(cv.rejection_mix.values())
+    out |= {f"conversion.rejection_mix[{r}]": v / mix for r, v in cv.rejection_mix.items()}
+    for b in cv.sal_accept_prob:
+        out[f"sal_accept[{b}]"] = cv.sal_accept_prob[b]
+    q = scenario.decay.qualification
+    if scenario.decay.contact.kind == "none" and q.kind == "power":
+        out |= {"decay.d0_minutes": q.d0_minutes, "decay.alpha": q.alpha}
+        for b, c in cv.contact_prob.items():
+            out[f"decay.p_{b}"] = cv.qualify_prob[b] * (1 - (1 - c) ** team.max_attempts) / c
+    for s in cv.win_prob:
+        out |= {f"sql_to_opportunity[{s}]": cv.sql_to_opportunity[s], f"win[{s}]": cv.win_prob[s],
+                f"no_decision[{s}]": cv.no_decision_prob[s], f"days_to_close[{s}]": cv.days_to_close_mean[s],
+                f"deal_size_median[{s}]": cv.deal_size_median[s]}
+    return out
+
+
+def _deals(leads: pd.DataFrame, deals_from) -> pd.DataFrame:
+    """The leads that have a deal in the export (created on or after ``deals_from``)."""
+    o = leads[leads["opportunity_at"].notna()]
+    if deals_from is not None:
+        o = o[pd.to_datetime(o["opportunity_at"], utc=True) >= pd.Timestamp(deals_from, tz="UTC")]
+    return o
+
+
+def write_salesforce(leads: pd.DataFrame, folder: str | Path, seed: int = 1, deals_from=None) -> Path:
+    """Salesforce object export (Lead, Opportunity, Task) of a simulated history;
+    ``deals_from``: no Opportunity row created before this date (the converted leads
+    keep their ConvertedOpportunityId: it joins nothing)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     opp = _opp_ids(leads)
@@ -85,7 +128,7 @@ def write_salesforce(leads: pd.DataFrame, folder: str | Path, seed: int = 1) -> 
         "SAL_Date__c": _utc_iso(leads["sal_at"]), "Unqualified_Reason__c": leads["rejection_reason"],
         "Demo_Requests__c": leads["demo_requests"], "Pricing_Page_Visits__c": leads["pricing_page_visits"],
     })
-    o = leads[leads["opportunity_at"].notna()]
+    o = _deals(leads, deals_from)
     outcome = o["outcome"].fillna("open")
     closed = o["closed_at"].notna() & (outcome != "open")
     # An open opportunity carries its *expected* close date, 30 days out.
@@ -107,9 +150,11 @@ def _local(s: pd.Series, tz: str) -> pd.Series:
     return t.dt.strftime("%d/%m/%Y %H:%M").where(t.notna(), "")
 
 
-def write_hubspot(leads: pd.DataFrame, folder: str | Path, tz: str = "America/New_York") -> Path:
+def write_hubspot(leads: pd.DataFrame, folder: str | Path, tz: str = "America/New_York", deals_from=None) -> Path:
     """HubSpot contacts + deals export of a simulated history: day-first local dates (no
-    zone: the mapping names it), UTF-8 with BOM, semicolon-separated, decimal commas."""
+    zone: the mapping names it), UTF-8 with BOM, semicolon-separated, decimal commas;
+    ``deals_from``: no deal created before this date (the contacts keep their
+    "Became an Opportunity Date": the deal itself was not migrated)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ids = leads["lead_id"].str[1:].astype(int) + 1000
@@ -126,7 +171,7 @@ def write_hubspot(leads: pd.DataFrame, folder: str | Path, tz: str = "America/Ne
         "First Engagement Date": _local(leads["first_response_at"], tz),
         "Lead Rating": leads["band"],
     })
-    o = leads[leads["opportunity_at"].notna()]
+    o = _deals(leads, deals_from)
     outcome = o["outcome"].fillna("open")
     deals = pd.DataFrame({
         "Record ID": np.arange(len(o)) + 900000, "Deal Name": "Deal " + o["lead_id"],
@@ -139,3 +184,27 @@ def write_hubspot(leads: pd.DataFrame, folder: str | Path, tz: str = "America/Ne
     for name, df in (("contacts.csv", contacts), ("deals.csv", deals)):
         df.to_csv(folder / name, index=False, sep=";", encoding="utf-8-sig")
     return folder
+
+
+#: The shipped mapping that reads each writer's export back.
+MAPPINGS = {"salesforce": "salesforce.yaml", "hubspot": "hubspot.yaml"}
+
+
+def fit_generated(truth, base, shape: str, seed: int, folder: str | Path, deals_from=None):
+    """Simulate ``truth`` once (``seed``), write it as a ``shape`` export ("salesforce"
+    or "hubspot") in ``folder``, and fit ``base`` to it with the shipped mapping; returns
+    the ``FittedFunnel`` (its ``report`` sets the fit against ``true_parameters(truth)``)."""
+    from calibration.history import fit_scenario
+    from common.paths import DATA
+
+    if shape not in MAPPINGS:
+        from common.errors import LabError
+
+        raise LabError(f"fit_generated: shape: must be one of {sorted(MAPPINGS)} (rule: a writer of this "
+                       f"module); got {shape!r}")
+    leads = simulated_history(truth, seed=seed)
+    if shape == "salesforce":
+        write_salesforce(leads, folder, seed=seed, deals_from=deals_from)
+    else:
+        write_hubspot(leads, folder, truth.calendar.timezone, deals_from=deals_from)
+    return fit_scenario(folder, DATA / "mappings" / MAPPINGS[shape], base=base)
