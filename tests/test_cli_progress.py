@@ -144,3 +144,58 @@ def test_sweep_baseline_must_name_a_policy(policy_file, capsys, tmp_path):
     assert (f"error: --baseline: {policy_file} has no policy named 'today' (rule: one of its policies: "
             f"baseline, sdrs_8, sla_15min); got 'today'") in err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------- interrupted
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+import lab.pipeline
+from lab import notebooks as nbr
+from lab.cli import main
+slow = Path(sys.argv[1])
+lab.pipeline.main_jobs = lambda out, **chain: [nbr.Job(slow, {}, name_hint="a"), nbr.Job(slow, {}, name_hint="b")]
+sys.exit(main(["report", "--out", sys.argv[2], "--jobs", "2"]))
+"""
+
+
+def test_an_interrupted_parallel_report_leaves_no_work_file(tmp_path):
+    """Ctrl-C while two notebooks run in worker processes: the workers are killed before
+    they can tidy up, so the parent removes their work files; nothing is left half-written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("pause: float = 60.0  # seconds")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import time\ntime.sleep(pause)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    slow = tmp_path / "slow.ipynb"
+    nbformat.write(nb, slow)
+    out = tmp_path / "reports"
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(slow), str(out)], stderr=err,
+                                stdout=subprocess.DEVNULL, start_new_session=True, cwd=Path(__file__).parents[1])
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and err_path.read_text().count(": started") < 2:
+                time.sleep(0.2)
+            assert err_path.read_text().count(": started") == 2, err_path.read_text()
+            assert len(list(out.glob(".*.part.ipynb"))) == 2
+            # at once, while the kernels start: the moment a killed worker has no time to tidy up
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole process group
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = err_path.read_text()
+    assert rc == 130 and text.splitlines()[-1].startswith("error: interrupted by SIGINT"), text
+    assert not list(out.rglob("*.ipynb")) and not list(out.rglob("*.html")), sorted(out.rglob("*"))
