@@ -87,9 +87,9 @@ def register(app: typer.Typer) -> None:
                           replications=replications, seed=seed, outcome=outcome)
         records = notebooks.run_many(chain, out, n_jobs=jobs, progress=sys.stderr.isatty())
         index = notebooks.write_index(out)
-        failed = [r for r in records if r.status != "ok"]
-        for r in failed:
-            print(f"{r.status}: {r.notebook}: {r.error}", file=sys.stderr)
+        for r in records:  # skipped notebooks were already named as they were skipped
+            if r.status == "failed":
+                print(f"failed: {r.notebook}: {r.error}", file=sys.stderr)
         print(index)
-        if failed:
+        if any(r.status != "ok" for r in records):
             raise typer.Exit(1)

@@ -96,6 +96,8 @@ def money_sentence(e: pd.DataFrame) -> str:
     """A policy's trade in money per quarter: "+$0.90M pipeline for +$71k of team cost a
     quarter: net -$40k (95% interval -$60k to -$20k)"."""
     row = {r.kpi: r for r in e.itertuples()}
+    if row and all(r.effect == 0 and r.low == r.high for r in row.values()):
+        return "no change in pipeline, revenue or cost (the team works exactly as today)"
     parts = []
     if "pipeline_per_quarter_usd" in row:
         parts.append(f"{fmt_money(row['pipeline_per_quarter_usd'].effect, True)} pipeline")
@@ -164,7 +166,7 @@ def recommend(kpis: pd.DataFrame, baseline: str = "baseline", objective: str = O
         why = list(breaks)
         if p != baseline and not breaks and not (o["low"] > 0):
             why.append(f"its gain in {kpi_def(objective).label} is not clear of zero at 95%"
-                       if o["effect"] > 0 else f"it does not add {kpi_def(objective).label}")
+                       if o["effect"] > 0 else f"it adds no {kpi_def(objective).label}")
         money = money_sentence(e) if p != baseline else ""
         rows.append({"policy": p, objective: m[objective], "effect": o["effect"], "low": o["low"], "high": o["high"],
                      "within_limits": not breaks, "reasons": "; ".join(why), "money": money})
@@ -173,6 +175,7 @@ def recommend(kpis: pd.DataFrame, baseline: str = "baseline", objective: str = O
     pick = ok.iloc[0]["policy"] if len(ok) else baseline
     cand["verdict"] = [("recommended: " + r.money) if r.policy == pick and pick != baseline else
                        "today's process" + (" (kept)" if pick == baseline else "") if r.policy == baseline else
+                       r.money if r.money.startswith("no change") and r.within_limits else
                        (r.money + ("; " if r.money else "") + r.reasons) if r.reasons else
                        (r.money + "; less net value than the recommended policy")
                        for r in cand.itertuples()]

@@ -144,7 +144,7 @@ def twin_banner(today) -> str:
 #: Today's figures every section quotes, in this order.
 TODAY_KPIS = ["mql_per_week", "sla_attainment_hot", "sla_attainment_mql", "response_median_business_minutes",
               "sdr_utilisation", "sql_per_week", "pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd",
-              "team_cost_per_quarter_usd", "net_value_per_quarter_usd"]
+              "gross_profit_per_quarter_usd", "team_cost_per_quarter_usd"]
 
 
 def today_figures(summary: pd.DataFrame, baseline: str = "baseline", kpis=None) -> pd.DataFrame:
@@ -211,8 +211,29 @@ def effects_overview(kpis: pd.DataFrame, policies, baseline: str = "baseline", t
     return out
 
 
+def titled(summary: pd.DataFrame, titles: dict) -> pd.DataFrame:
+    """A sweep summary with policies named by their titles (for charts a director reads)."""
+    return summary.assign(policy=summary["policy"].map(lambda p: titles.get(p) or p))
+
+
+def effect_summary(kpis: pd.DataFrame, policies, baseline: str, kpi: str, titles: dict | None = None) -> pd.DataFrame:
+    """Each policy's paired difference from today in ``kpi`` as a summary-shaped table
+    (policy, kpi, mean, ci_low, ci_high), for a chart of differences."""
+    titles = titles or {}
+    rows = []
+    for p in policies:
+        if p == baseline:
+            continue
+        e = effects(kpis, p, baseline, [kpi]).iloc[0]
+        rows.append({"policy": titles.get(p) or p, "kpi": kpi, "mean": e["effect"], "ci_low": e["low"],
+                     "ci_high": e["high"]})
+    return pd.DataFrame(rows)
+
+
+#: Money levels per policy. Net value is shown only as a change against today (its level
+#: nets the whole marketing budget against one window's leads and reads as a loss).
 MONEY_KPIS = ["pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd", "gross_profit_per_quarter_usd",
-              "team_cost_per_quarter_usd", "net_value_per_quarter_usd"]
+              "team_cost_per_quarter_usd", "marketing_spend_per_quarter_usd"]
 SERVICE_KPIS = ["mql_per_week", "response_median_business_minutes", "response_p90_business_minutes",
                 "sla_attainment_hot", "sla_attainment_mql", "sdr_utilisation"]
 
@@ -305,9 +326,10 @@ def effect_table(rec: Recommendation) -> pd.DataFrame:
     and its 95% interval from the paired replications."""
     rows = []
     for e in rec.effects.itertuples():
+        level = kpi_def(e.kpi).kind != "net_money"  # a net value is shown as a change only
         rows.append({"": label(e.kpi, capital=True),
-                     "today": fmt(e.kpi, e.baseline),
-                     f"with {rec.title(rec.compared)}": fmt(e.kpi, e.policy),
+                     "today": fmt(e.kpi, e.baseline) if level else "",
+                     f"with {rec.title(rec.compared)}": fmt(e.kpi, e.policy) if level else "",
                      "difference (95% interval)": f"{fmt(e.kpi, e.effect, signed=True)} ({fmt(e.kpi, e.low, signed=True)}"
                                                   f" to {fmt(e.kpi, e.high, signed=True)})"})
     return pd.DataFrame(rows).set_index("")
