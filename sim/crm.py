@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sim.calendar import timestamps
+from sim.columns import numbered
 
 CRM_COLUMNS = [
     "lead_id", "created_at", "channel", "employee_count", "industry", "industry_fit", "region", "region_fit",
@@ -54,7 +55,9 @@ def crm_export(leads: pd.DataFrame, scenario, columns=CRM_COLUMNS) -> pd.DataFra
 
 
 def lead_ids(lead_index, replication, multi: bool) -> pd.Series:
-    ids = pd.Series(lead_index).map("L{:06d}".format)
+    """``L000042``, or ``R01-L000042`` when a table holds several replications (the
+    ``lead_id`` of ``crm_export``), built in Arrow."""
+    ids = pd.Series(numbered("L", lead_index, 6))
     if multi:
         ids = "R" + pd.Series(replication).astype(str).str.zfill(2) + "-" + ids
     return ids
@@ -97,9 +100,62 @@ def pass_events(episodes: pd.DataFrame, scenario) -> pd.DataFrame:
 
 
 def event_log(events: pd.DataFrame, crm: pd.DataFrame, scenario) -> pd.DataFrame:
-    """One row per lead per stage change, carrying the lead's CRM columns."""
+    """One row per lead per stage change, carrying the lead's CRM columns: a left join of
+    ``crm_events`` with ``crm`` on ``lead_id`` (and ``policy``)."""
+    own, lead_cols, rows = event_log_parts(events, crm, scenario)
+    if rows is None:
+        return own
+    return pd.concat([own, lead_cols.take(rows).reset_index(drop=True)], axis=1)
+
+
+def event_log_parts(events: pd.DataFrame, crm: pd.DataFrame, scenario):
+    """``event_log`` in two parts, for a writer that takes the lead rows chunk by chunk:
+    the events' own columns, the lead columns of ``crm`` and, for each event, the row of
+    ``crm`` holding its lead. When the lead rows cannot be found by position the first
+    part is already the whole event log (a join on the keys) and the others are None."""
     ev = crm_events(events, scenario)
     keys = ["lead_id"] + (["policy"] if "policy" in ev else [])
+    rows = _crm_rows(events, crm)
     ev = ev.drop(columns=["replication"], errors="ignore")
     base = crm.drop(columns=[c for c in ("replication",) if c in crm])
-    return ev.merge(base, on=keys, how="left", suffixes=("", "_lead"))
+    lead_cols = base.drop(columns=keys)
+    if rows is None or not _same_keys(ev, base, keys, rows) or any(c in ev for c in lead_cols):
+        return ev.merge(base, on=keys, how="left", suffixes=("", "_lead")), None, None
+    return ev, lead_cols, rows
+
+
+def _blocks(frame: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """Starts of the runs of equal (policy, replication) in ``frame`` and their keys."""
+    cols = [c for c in ("policy", "replication") if c in frame]
+    n = len(frame)
+    if not cols or n == 0:
+        return np.zeros(min(n, 1), dtype=np.int64), [()] * min(n, 1)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for c in cols:
+        v = frame[c].to_numpy()
+        change[1:] |= v[1:] != v[:-1]
+    starts = np.flatnonzero(change)
+    return starts, [tuple(frame[c].iat[s] for c in cols) for s in starts]
+
+
+def _crm_rows(events: pd.DataFrame, crm: pd.DataFrame) -> np.ndarray | None:
+    """Row of ``crm`` holding each event's lead, by position: a sweep's lead and event
+    tables hold the same replications in the same order, each replication's leads in
+    lead order (``sim.experiment.run_sweep``). None when the layout is not that one
+    (``event_log`` then joins on the keys)."""
+    ev_starts, ev_keys = _blocks(events)
+    crm_starts, crm_keys = _blocks(crm)
+    at = {k: s for k, s in zip(crm_keys, crm_starts)}
+    if len(at) != len(crm_keys) or not set(ev_keys) <= set(at):
+        return None  # a replication in two places, or missing: join on the keys
+    block = np.repeat(np.arange(len(ev_starts)), np.diff(np.r_[ev_starts, len(events)]))
+    rows = np.array([at[k] for k in ev_keys], dtype=np.int64)[block] + events["lead"].to_numpy()
+    if len(rows) and rows.max() >= len(crm):
+        return None
+    return rows
+
+
+def _same_keys(ev: pd.DataFrame, base: pd.DataFrame, keys: list, rows: np.ndarray) -> bool:
+    """Do the rows found by position hold the events' own keys (the join's answer)?"""
+    return all(np.array_equal(ev[k].to_numpy(), base[k].to_numpy()[rows]) for k in keys)
