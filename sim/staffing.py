@@ -15,11 +15,26 @@ and 12; the shift-cover integer program of Dantzig 1954, as in pyworkforce):
    ``Economics`` with the off-hours premium for hours outside 9-18 or at weekends.
 
 The formulas ignore business hours, attempts, priorities and the decay of contact odds,
-so every candidate plan (the MILP at requirements shifted by -2..+2 agents per hour,
-then a descent that removes one person at a time while the targets still hold) is run
-through the simulator on common random numbers (``sim.experiment.run_sweep``); the plan
-returned is the cheapest whose simulated mean attainment meets every target, with its
-95% intervals, and net value against the base scenario's own team.
+so every candidate is judged by the simulator on common random numbers
+(``sim.experiment.run_sweep``), in two stages:
+
+* **Screening** (``SCREEN_DAYS`` days, ``SCREEN_REPLICATIONS`` replications, against the
+  base on the same numbers): the MILP at requirements shifted by -1..+2 agents per hour,
+  once for the hours the SLA clock runs and once with the hours a shift covers outside it
+  staffed for their own arrivals (no backlog at opening); then a descent from the cheapest
+  plan meeting the targets (drop one person, or move one to a cheaper shift, while the
+  targets hold) and a climb from the plan of highest net value (one person more or less
+  per shift while the net value rises).
+* **Verification** on the scenario's own horizon and the replications asked for: the
+  screened plans meeting the targets, cheapest first, a few at a time until one meets
+  them again; the plans of highest screened net value; the base; the hand-written
+  policies (``compare``).
+
+Two plans are returned from the verified ones: the cheapest whose mean attainment meets
+every target, and the one of highest mean net value; each with 95% intervals. Net value
+is the change in the KPI ``net_value_usd`` (``sim.economics``: gross profit of the
+expected revenue the decay curve lets faster answers win, minus team cost) against the
+base scenario's own team, paired by replication; per quarter by ``economics.per_quarter``.
 """
 from __future__ import annotations
 
@@ -147,8 +162,10 @@ def clock_hours(scn: Scenario) -> np.ndarray:
     return ShiftPattern("office", tuple(cal.working_days), cal.open_hour, cal.close_hour).hours_of_week()
 
 
-def requirements(dem: pd.DataFrame, targets: list[Target], covered: np.ndarray) -> np.ndarray:
-    """Agents needed per hour of week by Erlang C on the touch load (both bands share the
+def requirements(dem: pd.DataFrame, targets: list[Target], covered: np.ndarray,
+                 patience_minutes: float = math.inf) -> np.ndarray:
+    """Agents needed per hour of week by Erlang C (Erlang A with a finite
+    ``patience_minutes``) on the touch load (both bands share the
     queue; each band's target is checked on the whole load, which is conservative for a
     band served first). ``covered``: the hours to staff (a shift covers them and the SLA
     clock runs); demand arriving in other hours is spread over the next block of such
@@ -175,7 +192,8 @@ def requirements(dem: pd.DataFrame, targets: list[Target], covered: np.ndarray) 
     for h in range(168):
         lam = rate[h] * touches
         if lam > 0:
-            need[h] = max(agents_for_service_level(lam, h_touch, t.minutes, t.share) for t in targets)
+            need[h] = max(agents_for_service_level(lam, h_touch, t.minutes, t.share, patience_minutes=patience_minutes)
+                          for t in targets)
     return need
 
 
@@ -219,39 +237,89 @@ def with_targets(scn: Scenario, targets) -> Scenario:
 
 
 # ---- verification by simulation ----------------------------------------------------------------
+#: Screening runs: days simulated (warm-up included), warm-up days and replications. Each
+#: candidate is screened on these, on the same random numbers as the base; only the
+#: finalists are verified on the scenario's own horizon and the replications asked for.
+SCREEN_DAYS = 35
+SCREEN_WARMUP_DAYS = 7
+SCREEN_REPLICATIONS = 4
+
+
 @dataclass
 class PlanResult:
-    """The chosen plans, every candidate evaluated, and the inputs."""
+    """The chosen plans, every scenario verified, the screening, and the inputs.
+
+    ``candidates``: one row per scenario simulated on the full horizon and replications
+    (the finalist plans, the base, the hand-written policies), ``kind`` plan/base/policy;
+    ``screened``: one row per plan screened on the short horizon (``SCREEN_DAYS``).
+    Money columns: ``cost_per_week_usd``, ``cost_per_quarter_usd``, and the net value
+    against the base over the KPI window (``net_value_usd``) and per quarter
+    (``net_value_per_quarter_usd``), each with ``_low``/``_high`` 95% limits."""
 
     plan: dict[str, int]                 # least cost meeting the targets (empty if none did)
-    best_value_plan: dict[str, int]      # highest mean net value among the candidates
-    candidates: pd.DataFrame             # one row per scenario simulated (plans, base, policies)
-    need: np.ndarray                     # Erlang C agents per hour of week
+    best_value_plan: dict[str, int]      # highest mean net value among the verified plans
+    candidates: pd.DataFrame             # one row per scenario verified (plans, base, policies)
+    need: np.ndarray                     # agents per hour of week (Erlang C, or A with patience)
     targets: list[Target]
     patterns: tuple = DEFAULT_PATTERNS
     meta: dict = field(default_factory=dict)
+    screened: pd.DataFrame | None = None  # every plan screened (short horizon, few replications)
 
     def schedule(self, plan: dict[str, int] | None = None) -> pd.DataFrame:
-        """People on each shift per day of the week."""
+        """People on each shift per day of the week (default: the least-cost plan)."""
         plan = self.plan if plan is None else plan
         by = {p.name: p for p in self.patterns}
         rows = {f"{n} {by[n].start_hour:02.0f}-{by[n].end_hour:02.0f}":
                 [k if d in by[n].days else 0 for d in range(7)] for n, k in plan.items() if k > 0}
         return pd.DataFrame.from_dict(rows, orient="index", columns=list(DAYS))
 
+    def row(self, plan: dict[str, int]) -> pd.Series:
+        """The verified row of ``plan`` in ``candidates``."""
+        c = self.candidates
+        return c[(c["kind"] == "plan") & c["plan"].map(lambda p: p == plan)].iloc[0]
 
-def _evaluate(scenarios: dict[str, Scenario], base_cost: float, targets, replications: int, seed: int,
-              n_jobs: int, base: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Simulate ``scenarios`` (one of them ``base_name``) on common random numbers; one
-    row each: weekly cost, attainment per band and net value (gross profit of expected
-    revenue minus team cost over the KPI window, against the base) with 95% intervals;
-    and the KPIs per replication. ``base``: the base's KPIs (default: the first scenario)."""
+    def summary(self) -> pd.DataFrame:
+        """The two plans side by side: the least cost meeting the targets and the highest
+        net value (each with cost per week and quarter, attainment and net value with
+        95% intervals); a plan that does not exist is left out."""
+        rows = []
+        for label, plan in (("least cost meeting the targets", self.plan), ("highest net value", self.best_value_plan)):
+            if plan:
+                rows.append(self.row(plan).drop(labels=["plan", "kind"]).rename(label))
+        return pd.DataFrame(rows)
+
+
+def plan_label(plan: dict[str, int]) -> str:
+    """The scenario name of a plan: ``plan day=4 weekend=1``."""
+    return "plan " + " ".join(f"{n}={k}" for n, k in plan.items() if k > 0)
+
+
+def _short(scn: Scenario, days: int, warmup_days: int) -> Scenario:
+    """``scn`` on a horizon of at most ``days`` (warm-up at most ``warmup_days``)."""
+    cal = scn.calendar
+    if cal.horizon_days <= days:
+        return scn
+    out = build_scenario(scn.model_dump(mode="json"), {"calendar.horizon_days": days,
+                                                       "calendar.warmup_days": min(warmup_days, cal.warmup_days)},
+                         source=scn.name)
+    out.name = scn.name
+    return out
+
+
+def _evaluate(scenarios: dict[str, Scenario], targets, replications: int, seed: int, n_jobs: int,
+              base: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate ``scenarios`` on common random numbers; one row each: weekly and
+    quarterly team cost, attainment per band and the change in net value against the
+    base (KPI ``net_value_usd`` of ``sim.economics``, paired by replication), with 95%
+    intervals; and the KPIs per replication. ``base``: the base's KPIs per replication
+    (default: the first scenario's)."""
     from common.intervals import mean_interval
+    from sim.economics import per_quarter
     from sim.experiment import run_sweep
 
     res = run_sweep(scenarios, replications=replications, seed=seed, n_jobs=n_jobs, progress=False)
     k = res.kpis.set_index(["policy", "replication"])
-    base = k.loc[next(iter(scenarios))] if base is None else base  # KPIs per replication of the base
+    base = k.loc[next(iter(scenarios))] if base is None else base
     rows = []
     for name, scn in scenarios.items():
         cal = scn.calendar
@@ -259,98 +327,166 @@ def _evaluate(scenarios: dict[str, Scenario], base_cost: float, targets, replica
         cost = sdr_cost_per_week_usd(scn)
         mine = k.loc[name]
         row = {"name": name, "people": scn.team.sdrs + scn.team.overflow_people, "cost_per_week_usd": cost,
-               "replications": len(mine)}
+               "cost_per_quarter_usd": per_quarter(cost * weeks, weeks), "replications": len(mine), "weeks": weeks}
         meets = True
         for t in targets:
-            col = f"sla_attainment_{t.band}"
-            m, lo, hi, _ = mean_interval(mine[col].to_numpy(), lower=0.0, upper=1.0)
+            m, lo, hi, _ = mean_interval(mine[f"sla_attainment_{t.band}"].to_numpy(), lower=0.0, upper=1.0)
             row.update({f"{t.band}_attainment": m, f"{t.band}_low": lo, f"{t.band}_high": hi})
             meets &= bool(m >= t.share)
-        value = (mine["expected_revenue_usd"] - base["expected_revenue_usd"]) * scn.economics.gross_margin \
-            - (cost - base_cost) * weeks
-        m, lo, hi, _ = mean_interval(value.to_numpy())
-        row.update({"net_value_usd": m, "net_value_low": lo, "net_value_high": hi,
-                    "pipeline_usd": mine["pipeline_usd"].mean(), "meets_targets": meets})
+        change = (mine["net_value_usd"] - base["net_value_usd"]).to_numpy()
+        m, lo, hi, _ = mean_interval(change)
+        row.update({"net_value_usd": m, "net_value_low": lo, "net_value_high": hi})
+        row.update({f"net_value_per_quarter{s}": per_quarter(v, weeks)
+                    for s, v in (("_usd", m), ("_low", lo), ("_high", hi))})
+        row.update({"pipeline_usd": mine["pipeline_usd"].mean(), "meets_targets": meets})
         rows.append(row)
     return pd.DataFrame(rows), k
 
 
+class _Stage:
+    """Plans simulated at one setting (horizon, replications), each once, against one base."""
+
+    def __init__(self, scn, base, targets, patterns, replications, seed, n_jobs, stage):
+        self.scn, self.targets, self.patterns, self.stage = scn, targets, patterns, stage
+        self.replications, self.seed, self.n_jobs = replications, seed, n_jobs
+        self.base, self.base_kpis = _evaluate({"base": base}, targets, replications, seed, n_jobs)
+        self.rows: dict[tuple, dict] = {}
+
+    def key(self, plan):
+        return tuple(plan.get(p.name, 0) for p in self.patterns)
+
+    def run(self, plans) -> int:
+        """Simulate the plans not yet seen; returns how many were new."""
+        todo = {}
+        for plan in plans:
+            plan = {p.name: int(plan.get(p.name, 0)) for p in self.patterns}
+            if self.key(plan) not in self.rows and self.key(plan) not in todo and sum(plan.values()) > 0:
+                todo[self.key(plan)] = plan
+        if todo:
+            scns = {plan_label(pl): plan_scenario(self.scn, pl, self.patterns, self.targets) for pl in todo.values()}
+            df = _evaluate(scns, self.targets, self.replications, self.seed, self.n_jobs, base=self.base_kpis)[0]
+            for (key, plan), (_, r) in zip(todo.items(), df.iterrows()):
+                self.rows[key] = {**r.to_dict(), "kind": "plan", "stage": self.stage, "plan": plan}
+        return len(todo)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.rows.values()))
+
+    def cheapest_meeting(self):
+        t = self.table()
+        ok = t[t["meets_targets"]].sort_values(["cost_per_week_usd", "net_value_usd"], ascending=[True, False])
+        return ok
+
+
 def plan_staffing(scn: Scenario, targets: list[Target], patterns=DEFAULT_PATTERNS, replications: int = 10,
                   seed: int | None = None, n_jobs: int = 1, compare: dict[str, Scenario] | None = None,
-                  max_descent_steps: int = 12) -> PlanResult:
-    """The least-cost plan meeting ``targets`` (see the module docstring).
+                  max_descent_steps: int = 12, patience_minutes: float | None = None,
+                  screen_days: int = SCREEN_DAYS, screen_replications: int = SCREEN_REPLICATIONS,
+                  finalists: int = 3) -> PlanResult:
+    """The least-cost plan meeting ``targets`` and the plan of highest net value (see the
+    module docstring).
 
     Parameters
     ----------
     scn : base scenario (its routing, arrivals and funnel are kept; its team is replaced).
     targets : SLA targets per band (``parse_target``).
     patterns : the shifts people can work.
-    replications, seed : simulation per candidate, on common random numbers.
-    compare : hand-written policies to evaluate on the same numbers and targets.
+    replications, seed : verification runs per finalist, on common random numbers.
+    compare : hand-written policies verified on the same numbers and targets.
+    patience_minutes : Erlang A's mean patience for the first guess (None: Erlang C; see
+        ``sim.erlang`` for why the lab's default is C).
+    screen_days, screen_replications : the screening runs every candidate gets.
+    finalists : screened plans verified per round for each of the two choices.
     """
     if not targets:
         raise LabError("give at least one --target, e.g. --target hot=5m@80%")
     if len({t.band for t in targets}) != len(targets):
         raise LabError("one --target per band")
+    if replications < 2 or screen_replications < 2:
+        raise LabError(f"--replications: at least 2 are needed for an interval; got {min(replications, screen_replications)}")
     seed = scn.seed if seed is None else seed
     dem = demand(scn, seed=seed)
-    covered = np.any([p.hours_of_week() for p in patterns], axis=0) & clock_hours(scn)
-    need = requirements(dem, targets, covered)
+    on_shift = np.any([p.hours_of_week() for p in patterns], axis=0)
+    patience = math.inf if patience_minutes is None else patience_minutes
+    need = requirements(dem, targets, on_shift & clock_hours(scn), patience)
+    # The same with the hours a shift covers outside the SLA clock staffed for their own
+    # arrivals: answering them as they come avoids the backlog at opening, a burst Erlang
+    # cannot see, and is often the cheaper way to the target (weekends, evenings).
+    need_open = requirements(dem, targets, on_shift, patience)
     base = with_targets(scn, targets)
-    base_cost = sdr_cost_per_week_usd(scn)
-    ref = _evaluate({"base": base, **{f"policy {n}": with_targets(s, targets) for n, s in (compare or {}).items()}},
-                    base_cost, targets, replications, seed, n_jobs)
-    ref, ref_kpis = ref
-    base_kpis = ref_kpis.loc["base"]
-    seen: dict[tuple, dict] = {}
-    frames = []
+    short = _short(base, screen_days, SCREEN_WARMUP_DAYS)
+    screen = _Stage(short, short, targets, patterns, min(screen_replications, replications), seed, n_jobs, "screen")
+    guesses = [cover(scn, np.maximum(n + s, 0) * (n > 0), patterns) for n in (need, need_open) for s in (-1, 0, 1, 2)]
+    screen.run(guesses)
+    _descend(screen, patterns, max_descent_steps)
+    _climb(screen, patterns, max_descent_steps)
 
-    def key(plan):
-        return tuple(plan.get(p.name, 0) for p in patterns)
+    # Verification on the scenario's own horizon and replications, with the policies.
+    same = short is base and screen.replications == replications
+    full = screen if same else _Stage(base, base, targets, patterns, replications, seed, n_jobs, "verified")
+    ref = full.base.assign(kind="base", stage=full.stage)
+    if compare:
+        pols = {f"policy {n}": with_targets(s, targets) for n, s in compare.items()}
+        pdf = _evaluate(pols, targets, replications, seed, n_jobs, base=full.base_kpis)[0]
+        ref = pd.concat([ref, pdf.assign(kind="policy", stage=full.stage)], ignore_index=True)
+    ref["plan"] = [{} for _ in range(len(ref))]
+    _verify_cheapest(screen, full, finalists)
+    full.run(list(screen.table().sort_values("net_value_usd", ascending=False)["plan"].head(finalists)))
+    verified = full.table()
+    ok = full.cheapest_meeting()
+    chosen = dict(ok.iloc[0]["plan"]) if not ok.empty else {}
+    best_value = dict(verified.sort_values("net_value_usd").iloc[-1]["plan"]) if not verified.empty else {}
+    cands = pd.concat([verified, ref], ignore_index=True)
+    return PlanResult(chosen, best_value, cands, need, list(targets), tuple(patterns),
+                      {"replications": replications, "seed": seed, "hourly_cost_usd": hourly_cost_usd(scn),
+                       "base_cost_per_week_usd": sdr_cost_per_week_usd(scn), "demand": dem,
+                       "need_open_hours": need_open, "patience_minutes": patience_minutes,
+                       "screen_days": short.calendar.horizon_days, "screen_replications": screen.replications,
+                       "plans_screened": len(screen.rows), "plans_verified": len(full.rows) if full is not screen else 0},
+                      screened=screen.table())
 
-    def run(plans: list[dict]):
-        todo = {}
-        for plan in plans:
-            if key(plan) not in seen and sum(plan.values()) > 0:
-                s = plan_scenario(scn, plan, patterns, targets)
-                todo[s.name] = s
-                seen[key(plan)] = plan
-        if not todo:
-            return
-        df = _evaluate(todo, base_cost, targets, replications, seed, n_jobs, base=base_kpis)[0].assign(kind="plan")
-        df["plan"] = [dict(seen[key(_parse(n, patterns))]) for n in df["name"]]
-        frames.append(df)
 
-    run([cover(scn, np.maximum(need + shift, 0) * (need > 0), patterns) for shift in (-2, -1, 0, 1, 2)])
-    # Descent: from the cheapest plan meeting the targets, drop one person while they hold.
-    for _ in range(max_descent_steps):
-        all_ = pd.concat(frames, ignore_index=True)
-        ok = all_[all_["meets_targets"]].sort_values("cost_per_week_usd")
-        if ok.empty:  # nothing met: add one person to each shift of the largest plan and retry
-            top = all_.sort_values("cost_per_week_usd").iloc[-1]["plan"]
-            before = len(seen)
-            run([{**top, p.name: top.get(p.name, 0) + 1} for p in patterns])
-            if len(seen) == before:
-                break
+def _descend(stage: _Stage, patterns, steps: int):
+    """From the cheapest plan meeting the targets, drop one person (or move one to a
+    cheaper shift) while the targets still hold; when none meets, add one person to
+    each shift of the largest plan."""
+    for _ in range(steps):
+        t = stage.table()
+        ok = stage.cheapest_meeting()
+        if ok.empty:
+            top = t.sort_values("cost_per_week_usd").iloc[-1]["plan"]
+            if not stage.run([{**top, p.name: top[p.name] + 1} for p in patterns]):
+                return
             continue
         best = ok.iloc[0]["plan"]
+        cost = {p.name: pattern_cost_per_week_usd(stage.scn, p) for p in patterns}
         moves = [{**best, n: k - 1} for n, k in best.items() if k > 0]
-        before = len(seen)
-        run(moves)
-        new = pd.concat(frames, ignore_index=True)
-        if len(seen) == before or new[new["meets_targets"]]["cost_per_week_usd"].min() >= ok.iloc[0]["cost_per_week_usd"]:
-            break
-    cands = pd.concat(frames, ignore_index=True)
-    ref["kind"] = np.where(ref["name"] == "base", "base", "policy")
-    ref["plan"] = [{} for _ in range(len(ref))]
-    cands = pd.concat([cands, ref], ignore_index=True)
-    plans = cands[cands["kind"] == "plan"]
-    ok = plans[plans["meets_targets"]].sort_values(["cost_per_week_usd", "net_value_usd"], ascending=[True, False])
-    chosen = dict(ok.iloc[0]["plan"]) if not ok.empty else {}
-    best_value = dict(plans.sort_values("net_value_usd").iloc[-1]["plan"]) if not plans.empty else {}
-    return PlanResult(chosen, best_value, cands, need, list(targets), tuple(patterns),
-                      {"replications": replications, "seed": seed, "base_cost_per_week_usd": base_cost,
-                       "hourly_cost_usd": hourly_cost_usd(scn), "demand": dem})
+        moves += [{**best, n: k - 1, m: best[m] + 1} for n, k in best.items() if k > 0
+                  for m in best if cost[m] < cost[n]]
+        stage.run(moves)
+        if stage.cheapest_meeting().iloc[0]["cost_per_week_usd"] >= ok.iloc[0]["cost_per_week_usd"]:
+            return
+
+
+def _climb(stage: _Stage, patterns, steps: int):
+    """From the plan of highest mean net value, add or drop one person per shift while
+    the best mean net value rises."""
+    for _ in range(steps):
+        before = stage.table()["net_value_usd"].max()
+        best = stage.table().sort_values("net_value_usd").iloc[-1]["plan"]
+        moves = [{**best, p.name: best[p.name] + d} for p in patterns for d in (1, -1) if best[p.name] + d >= 0]
+        if not stage.run(moves) or stage.table()["net_value_usd"].max() <= before:
+            return
+
+
+def _verify_cheapest(screen: _Stage, full: _Stage, finalists: int):
+    """Verify the screened plans that meet the targets, cheapest first, ``finalists`` at
+    a time, until one meets them when verified too."""
+    ok = [dict(p) for p in screen.cheapest_meeting()["plan"]]
+    for i in range(0, len(ok), finalists):
+        full.run(ok[i:i + finalists])
+        if not full.cheapest_meeting().empty:
+            return
 
 
 def _parse(name: str, patterns) -> dict[str, int]:
