@@ -44,19 +44,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import optimize, special
 
+from calibration.decay_fit import DecayFit, fit_decay  # noqa: F401 (fit_decay: part of this module's API)
 from calibration.mapping import load_mapping
+from calibration.rates import _outcome_rates, _shrink, segment_rates
 from calibration.recording import annotate, in_cohort, recording_windows, report_rows
 from calibration.team import row, team_size, time_zone, working_hours
 from common.errors import LabError
-from common.intervals import (LEVEL, SMALL_N, clip_interval, exponential_mean_interval, mean_interval,
-                              normal_quantile, poisson_rate_interval, proportion_interval, quantile_interval,
+from common.intervals import (LEVEL, SMALL_N, exponential_mean_interval, mean_interval,
+                              poisson_rate_interval, proportion_interval, quantile_interval,
                               sd_interval, small_n, t_half_width)
 from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
 
 MIN_PER_DAY = 1440.0
-Z = normal_quantile(LEVEL)  # normal quantile of the decay fit's Wald intervals (the helper's z for LEVEL)
 #: Pseudo-records pulling a rate fitted from few records toward its pooled value.
 PRIOR_N = 10.0
 #: The export columns each fitted quantity needs (for the fit report's reasons).
@@ -158,116 +158,6 @@ def segment_of(frame: pd.DataFrame) -> pd.Series:
     e = frame["employee_count"].astype(float)
     out = pd.Series(seg(e.fillna(1).to_numpy()), index=frame.index, dtype=object)
     return out.where(e.notna(), "mid")
-
-
-# ---- the decay fit --------------------------------------------------------------------------
-@dataclass
-class DecayFit:
-    """``P(qualified | band, d) = p_band * (1 + d / d0) ** -alpha``, fitted by maximum
-    likelihood; ``cov_`` is the covariance of ``theta_`` = (logit p_band..., log d0,
-    log alpha)."""
-
-    bands: list[str]
-    theta_: np.ndarray
-    cov_: np.ndarray
-    n_: int
-    loglik_: float
-
-    @property
-    def d0(self) -> float:
-        return float(math.exp(self.theta_[-2]))
-
-    @property
-    def alpha(self) -> float:
-        return float(math.exp(self.theta_[-1]))
-
-    def p(self, band: str) -> float:
-        return float(special.expit(self.theta_[self.bands.index(band)]))
-
-    def table(self) -> pd.DataFrame:
-        """parameter / estimate / se (on the fitting scale) / 95% Wald interval."""
-        se = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
-        rows = []
-        for j, b in enumerate(self.bands):
-            t = self.theta_[j]
-            rows.append(dict(parameter=f"p_{b}", estimate=special.expit(t), se_link=se[j],
-                             ci_low=special.expit(t - Z * se[j]), ci_high=special.expit(t + Z * se[j])))
-        for j, name in ((-2, "d0_minutes"), (-1, "alpha")):
-            t = self.theta_[j]
-            with np.errstate(over="ignore"):  # a flat curve: d0 and its interval run off to inf
-                lo, est, hi = np.exp([t - Z * se[j], t, t + Z * se[j]])
-            rows.append(dict(parameter=name, estimate=float(est), se_link=se[j], ci_low=float(lo), ci_high=float(hi)))
-        return pd.DataFrame(rows)
-
-    def curve(self, d) -> pd.DataFrame:
-        """Q(d) with a pointwise 95% interval (delta method on log Q)."""
-        d = np.asarray(d, dtype=float)
-        a, d0 = self.alpha, self.d0
-        logq = -a * np.log1p(d / d0)
-        g_d0 = a * (d / d0) / (1 + d / d0)  # d log Q / d log d0
-        g_a = logq                          # d log Q / d log alpha
-        V = self.cov_[-2:, -2:]
-        var = g_d0**2 * V[0, 0] + 2 * g_d0 * g_a * V[0, 1] + g_a**2 * V[1, 1]
-        se = np.sqrt(np.clip(var, 0, None))
-        lo, hi = clip_interval(np.exp(logq - Z * se), np.exp(logq + Z * se), 0.0, 1.0)
-        return pd.DataFrame({"delay_minutes": d, "q": np.exp(logq), "ci_low": lo, "ci_high": hi})
-
-
-def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    k = x.size
-    H = np.empty((k, k))
-    for i in range(k):
-        for j in range(i, k):
-            e_i, e_j = np.eye(k)[i] * h, np.eye(k)[j] * h
-            H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (4 * h * h)
-    return H
-
-
-def fit_decay(delay_minutes, band, qualified, bands=BANDS_ROUTED) -> DecayFit:
-    """Maximum-likelihood fit of the band-controlled power-law decay (see ``DecayFit``).
-
-    Raises ``LabError`` when there are too few qualified leads, or no spread of delays,
-    to identify the curve."""
-    d = np.clip(np.asarray(delay_minutes, dtype=float), 0, None)
-    b = np.asarray(band, dtype=object)
-    y = np.asarray(qualified, dtype=float)
-    bands = [x for x in bands if (b == x).any()]
-    if y.sum() < 20 or (1 - y).sum() < 20 or not bands:
-        raise LabError(f"decay fit: {int(y.sum())} qualified of {y.size} mature routed leads with a first touch "
-                       "(rule: at least 20 qualified and 20 not qualified)")
-    if np.mean(d > 60) < 0.02:
-        raise LabError(f"decay fit: only {np.mean(d > 60):.1%} of first touches came after an hour "
-                       "(rule: at least 2%); the delays do not spread enough to identify the decay")
-    idx = np.array([bands.index(x) if x in bands else -1 for x in b])
-    keep = idx >= 0
-    d, y, idx = d[keep], y[keep], idx[keep]
-    nb = len(bands)
-
-    def nll(th):
-        logp = -np.logaddexp(0, -th[:nb])[idx]  # log expit
-        logq = -math.exp(th[-1]) * np.log1p(d / math.exp(th[-2]))
-        lp = np.minimum(logp + logq, -1e-12)
-        return -float(np.sum(y * lp + (1 - y) * np.log(-np.expm1(lp))))
-
-    x0 = np.concatenate([special.logit(np.clip([y[idx == j].mean() * 1.2 for j in range(nb)], 0.01, 0.99)),
-                         [math.log(max(np.median(d[d > 0]) if (d > 0).any() else 60.0, 1.0)), 0.0]])
-    best = None
-    for start_d0 in (x0[-2], math.log(30.0), math.log(600.0)):  # a few starts: d0 and alpha trade off
-        x = x0.copy()
-        x[-2] = start_d0
-        res = optimize.minimize(nll, x, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
-        res = optimize.minimize(nll, res.x, method="Nelder-Mead",
-                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-        if best is None or res.fun < best.fun:
-            best = res
-    H = _hessian(nll, best.x)
-    try:
-        cov = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        cov = np.full_like(H, np.nan)
-    if not np.all(np.isfinite(np.diag(cov))) or np.any(np.diag(cov) < 0):
-        cov = np.linalg.pinv(H)
-    return DecayFit(bands=bands, theta_=best.x, cov_=cov, n_=int(y.size), loglik_=-float(best.fun))
 
 
 # ---- the fitted funnel ----------------------------------------------------------------------
@@ -678,97 +568,6 @@ def _est_(table: pd.DataFrame, quantity: str, group: str, default: float, notes:
     if report is not None:
         report.append(row)
     return v
-
-
-def _outcome_rates(o: pd.DataFrame, end) -> dict:
-    """Win and no-decision odds of opportunities with open ones right-censored: the
-    Aalen-Johansen cumulative incidence of each closing at the last observed time, over
-    that of any closing (equal to the share among closed deals when nothing is open).
-    Wilson intervals on the number of closed deals."""
-    from calibration.survival import eventual_shares
-
-    if "closed_at" not in o or "outcome" not in o or len(o) == 0:
-        return {q: dict(estimate=math.nan, ci_low=math.nan, ci_high=math.nan, n=0, small_n=True)
-                for q in ("win", "no_decision")}
-    done = o["closed_at"].notna().to_numpy()
-    t = np.where(done, (o["closed_at"] - o["opportunity_at"]).dt.total_seconds() / 86400.0,
-                 (end - o["opportunity_at"]).dt.total_seconds() / 86400.0)
-    cause = np.where(done, o["outcome"].astype(object).to_numpy(), None)
-    share = eventual_shares(t, cause)
-    k = int(done.sum())
-    out = {}
-    for q, name in (("win", "won"), ("no_decision", "no_decision")):
-        p = share.get(name, 0.0) if k else math.nan
-        _, lo, hi = proportion_interval(round(p * k) if k else 0, k)
-        if k:  # Wilson around the censoring-aware share, on the closed deals' count
-            _, lo, hi = _wilson_at(p, k)
-        out[q] = dict(estimate=p, ci_low=lo, ci_high=hi, n=k, small_n=small_n(k))
-    return out
-
-
-def _wilson_at(p: float, n: int) -> tuple[float, float, float]:
-    z = Z
-    den = 1 + z**2 / n
-    mid = (p + z**2 / (2 * n)) / den
-    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z**2 / (4 * n * n)) / den
-    return p, max(0.0, mid - half), min(1.0, mid + half)
-
-
-def _shrink(conv: pd.DataFrame, prior_n: float) -> pd.DataFrame:
-    """Rates fitted from fewer than ``SMALL_N`` records are pulled toward the pooled rate
-    of the same quantity: ``(k + m p0) / (n + m)`` with ``m = prior_n``; the share of
-    the prior (``m / (n + m)``) is the ``shrinkage`` column, the raw rate is kept."""
-    conv = conv.copy()
-    conv["raw_estimate"] = conv["estimate"]
-    conv["shrinkage"] = 0.0
-    for q, g in conv.groupby("quantity"):
-        if q == "rejection_share":
-            continue
-        k = (g["estimate"].fillna(0) * g["n"]).sum()
-        n = g["n"].sum()
-        if n == 0:
-            continue
-        p0 = k / n
-        few = g.index[(g["n"] > 0) & (g["n"] < SMALL_N)]
-        for i in few:
-            ni, pi = conv.at[i, "n"], conv.at[i, "estimate"]
-            w = prior_n / (ni + prior_n)
-            conv.at[i, "estimate"] = (1 - w) * pi + w * p0
-            conv.at[i, "shrinkage"] = w
-    return conv
-
-
-def segment_rates(opp: pd.DataFrame, end, columns) -> pd.DataFrame:
-    """Win rate (censoring-aware), deal size and days to close by each category column
-    (channel, industry, product...), with 95% intervals and small-group flags."""
-    from calibration.survival import eventual_shares
-
-    rows = []
-    t0 = opp["opportunity_at"]
-    closed = opp["closed_at"] if "closed_at" in opp else pd.Series(pd.NaT, index=opp.index)
-    done = closed.notna().to_numpy()
-    # Days to the close, or (open) to the export's date: right-censored exposure.
-    days = np.where(done, (closed - t0).dt.total_seconds(), (end - t0).dt.total_seconds()) / 86400.0
-    outcome = opp["outcome"].astype(object).to_numpy() if "outcome" in opp else np.full(len(opp), None)
-    amount = opp["amount"].to_numpy(float) if "amount" in opp else np.full(len(opp), np.nan)
-    won_amount = (outcome == "won") & ~np.isnan(amount)
-    for col in columns:
-        codes, values = pd.factorize(opp[col].astype(object).fillna("(missing)"), sort=True)
-        for j, value in enumerate(values):
-            g = codes == j
-            k = int((g & done).sum())
-            share = eventual_shares(days[g], np.where(done[g], outcome[g], None)).get("won", 0.0) if k else math.nan
-            _, lo, hi = _wilson_at(share, k) if k else (math.nan, math.nan, math.nan)
-            rows.append(dict(by=col, group=str(value), quantity="win_rate", estimate=share, ci_low=lo, ci_high=hi,
-                             n=k, small_n=small_n(k)))
-            m, lo, hi, n = mean_interval(amount[g & won_amount], lower=0.0)
-            rows.append(dict(by=col, group=str(value), quantity="won_deal_size_mean", estimate=m, ci_low=lo,
-                             ci_high=hi, n=n, small_n=small_n(n)))
-            if "closed_at" in opp:
-                m, lo, hi, n = exponential_mean_interval(days[g & done], days[g & ~done])
-                rows.append(dict(by=col, group=str(value), quantity="days_to_close_mean", estimate=m, ci_low=lo,
-                                 ci_high=hi, n=n, small_n=small_n(n)))
-    return pd.DataFrame(rows, columns=["by", "group", "quantity", "estimate", "ci_low", "ci_high", "n", "small_n"])
 
 
 def _build(base: Scenario, export: Path, start, days, leads_per_week, profile, channel_docs, decay_fit,

@@ -9,8 +9,10 @@ value and why the export cannot tell).
   where they are known.
 - ``calendar.open_hour`` / ``close_hour`` / ``working_days``: first touches happen only
   while someone is on duty, so the hours on duty are the support of the first-touch
-  time of day: its 0.5% and 99.5% quantiles on working days, to the quarter hour
-  (down for the opening, up for the close); the working days are the weekdays holding
+  time of day: its 0.5% and 99.5% quantiles on working days, to the half hour (down
+  for the opening, up for the close: late first touches are rare once the queue is
+  empty, so the upper quantile of a small export falls a little before the close);
+  the working days are the weekdays holding
   at least ``WORKING_DAY_SHARE`` of the busiest weekday's first touches.
 - ``calendar.timezone``: only a zone the mapping declares for the main table (dates
   without an offset are local to it); dates in UTC or with offsets do not say where the
@@ -29,7 +31,7 @@ from common.intervals import quantile_interval
 MIN_TOUCHES = 200
 #: A weekday with at least this share of the busiest weekday's first touches is a working day.
 WORKING_DAY_SHARE = 0.1
-QUARTER_HOURS = 4.0
+HALF_HOURS = 2.0
 
 
 def row(parameter: str, value, status: str, reason: str = "", **kw) -> dict:
@@ -82,13 +84,13 @@ def working_hours(df: pd.DataFrame, base) -> tuple[dict, list[dict]]:
     on = np.isin(dow, days)
     hour = (t.dt.hour + t.dt.minute / 60 + t.dt.second / 3600).to_numpy()[on]
     lo_q, hi_q = np.quantile(hour, [0.005, 0.995])
-    open_h = math.floor(lo_q * QUARTER_HOURS) / QUARTER_HOURS
-    close_h = min(math.ceil(hi_q * QUARTER_HOURS) / QUARTER_HOURS, 24.0)
+    open_h = math.floor(lo_q * HALF_HOURS) / HALF_HOURS
+    close_h = min(math.ceil(hi_q * HALF_HOURS) / HALF_HOURS, 24.0)
     n = int(on.sum())
     rows = [row("calendar.open_hour", open_h, "fitted", f"0.5% quantile of the first-touch time of day on working "
-                f"days ({lo_q:.2f} h), down to the quarter hour", estimate=open_h, n=n),
+                f"days ({lo_q:.2f} h), down to the half hour", estimate=open_h, n=n),
             row("calendar.close_hour", close_h, "fitted", f"99.5% quantile of the first-touch time of day on working "
-                f"days ({hi_q:.2f} h), up to the quarter hour", estimate=close_h, n=n),
+                f"days ({hi_q:.2f} h), up to the half hour", estimate=close_h, n=n),
             row("calendar.working_days", days, "fitted", "weekdays (0 = Monday) with at least "
                 f"{WORKING_DAY_SHARE:.0%} of the busiest weekday's first touches", n=int(len(t)))]
     return {"open_hour": open_h, "close_hour": close_h, "working_days": days}, rows

@@ -94,6 +94,13 @@ def test_every_fitted_interval_has_a_truth(fits):
     assert fam == set(with_ci["parameter"]), sorted(set(with_ci["parameter"]) - fam)
 
 
+def test_hours_fitted_without_an_interval_are_recovered_exactly(fits):
+    rows = fits[fits["parameter"].isin(["calendar.open_hour", "calendar.close_hour"])]
+    assert len(rows) == 2 * K
+    wrong = rows[rows["value"].astype(float) != rows["truth"]]
+    assert wrong.empty, wrong[["parameter", "shape", "seed", "value", "truth", "reason"]].to_string()
+
+
 def test_no_recording_window_is_detected_in_complete_exports(fits):
     # Every export is complete from its first day: a detected window would be a false alarm.
     assert not fits["parameter"].str.startswith("recorded_from[").any()
