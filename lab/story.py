@@ -114,6 +114,11 @@ def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=Non
             desc = rec.descriptions.get(r["policy"]) or ""
             text += (f" The closest, **{rec.title(r['policy'])}**" + (f" ({desc})" if desc else "")
                      + f": {r['verdict']}.")
+        if summary is not None:
+            b = _means(summary, rec.baseline)
+            text += (f" Today, Hot leads are answered within their SLA {fmt('sla_attainment_hot', b.get('sla_attainment_hot'))}"
+                     f" of the time and SDRs are busy "
+                     f"{fmt('sdr_utilisation', b.get('sdr_utilisation'))} of their working time.")
         return text + reps
     desc = rec.descriptions.get(rec.policy) or ""
     net = rec.effect(rec.objective)
@@ -232,6 +237,25 @@ def effect_summary(kpis: pd.DataFrame, policies, baseline: str, kpi: str, titles
 
 #: Money levels per policy. Net value is shown only as a change against today (its level
 #: nets the whole marketing budget against one window's leads and reads as a loss).
+def cutoff_table(sweep, current: float, objective: str = OBJECTIVE) -> pd.DataFrame:
+    """The cut-off grid, a row per cut-off (today's marked): volume, quality, strain,
+    pipeline, and the change in ``objective`` against today's cut-off with its interval."""
+    cutoffs = sweep.cutoffs
+    order = sorted(cutoffs, key=cutoffs.get)
+    titles = {n: f"MQL from {c:g}" + (" (today)" if c == current else "") for n, c in cutoffs.items()}
+    out = kpi_rows(sweep.summary, order, ["mql_per_week", "mql_to_sql_rate", "sla_attainment_hot", "sdr_utilisation",
+                                          "pipeline_per_quarter_usd"], titles)
+    here = next((n for n in order if cutoffs[n] == current), None)
+    if here is not None:
+        col = []
+        for n in order:
+            e = effects(sweep.kpis, n, here, [objective]).iloc[0]
+            col.append("" if n == here else f"{fmt(objective, e['effect'], signed=True)} "
+                       f"({fmt(objective, e['low'], signed=True)} to {fmt(objective, e['high'], signed=True)})")
+        out[f"{label(objective)} vs today (95% interval)"] = col
+    return out
+
+
 MONEY_KPIS = ["pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd", "gross_profit_per_quarter_usd",
               "team_cost_per_quarter_usd", "marketing_spend_per_quarter_usd"]
 SERVICE_KPIS = ["mql_per_week", "response_median_business_minutes", "response_p90_business_minutes",
@@ -242,8 +266,9 @@ SERVICE_KPIS = ["mql_per_week", "response_median_business_minutes", "response_p9
 
 
 def threshold_story(summary: pd.DataFrame, cutoffs: dict[str, float], current: float,
-                    limits: Limits | None = None, objective: str = OBJECTIVE) -> str:
-    """What moving the MQL cut-off does, and the best cut-off the team can absorb."""
+                    limits: Limits | None = None, objective: str = OBJECTIVE, kpis: pd.DataFrame | None = None) -> str:
+    """What moving the MQL cut-off does, and the best cut-off the team can absorb (with
+    ``kpis``, its gain against today's cut-off with the paired 95% interval)."""
     limits = limits or Limits()
     means = summary.pivot(index="policy", columns="kpi", values="mean")
     names = sorted((n for n in cutoffs if n in means.index), key=cutoffs.get)
@@ -262,14 +287,18 @@ def threshold_story(summary: pd.DataFrame, cutoffs: dict[str, float], current: f
         text += " No cut-off in the grid keeps SLA attainment and SDR workload within limits."
     else:
         here = next((n for n in names if cutoffs[n] == current), None)
-        text += (f" The cut-off with the most {label(objective)} that the team can absorb is "
-                 f"**{cutoffs[best]:g}** ({fmt(objective, m.loc[best, objective])}")
-        if here is not None and here != best:
-            text += f", against {fmt(objective, m.loc[here, objective])} at today's {current:g})."
-        elif here == best:
-            text += "), today's setting."
+        text += f" The cut-off with the most {label(objective)} that the team can absorb is **{cutoffs[best]:g}**"
+        if here == best:
+            text += ", today's setting."
+        elif here is not None and kpis is not None:  # the change against today's cut-off, paired
+            e = effects(kpis, best, here, [objective]).iloc[0]
+            text += (f": {fmt(objective, e['effect'], signed=True)} against today's {current:g} (95% interval "
+                     f"{fmt(objective, e['low'], signed=True)} to {fmt(objective, e['high'], signed=True)}).")
+        elif here is not None:
+            text += f" ({fmt(objective, m.loc[best, objective])}, against {fmt(objective, m.loc[here, objective])} " \
+                    f"at today's {current:g})."
         else:
-            text += ")."
+            text += f" ({fmt(objective, m.loc[best, objective])})."
         broke = [n for n in names if n not in ok]
         if broke:
             text += (" Cut-offs of " + ", ".join(f"{cutoffs[n]:g}" for n in broke)

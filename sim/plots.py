@@ -40,11 +40,12 @@ def _kpi(summary: pd.DataFrame, kpi: str, policies: list[str]) -> pd.DataFrame:
 def money(x, _pos=None) -> str:
     """$1.2M, $350k, $900: the axis labels of money charts."""
     x = float(x)
-    if abs(x) >= 1e6:
-        return f"${x / 1e6:,.1f}M"
-    if abs(x) >= 1e3:
-        return f"${x / 1e3:,.0f}k"
-    return f"${x:,.0f}"
+    sign, a = ("-" if x < 0 else ""), abs(x)  # -$100k, never $-100k
+    if a >= 1e6:
+        return f"{sign}${a / 1e6:,.1f}M"
+    if a >= 1e3:
+        return f"{sign}${a / 1e3:,.0f}k"
+    return f"{sign}${a:,.0f}"
 
 
 def minutes_label(m: float) -> str:

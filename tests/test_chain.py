@@ -74,3 +74,19 @@ def test_cut_off_grid_keeps_todays_gaps():
     grid = shifted_cutoffs({"hot": 75, "mql": 60, "nurture": 45}, [-5, 0, 5])
     assert grid == {"mql_55": {"hot": 70, "mql": 55, "nurture": 40}, "mql_60": {"hot": 75, "mql": 60, "nurture": 45},
                     "mql_65": {"hot": 80, "mql": 65, "nurture": 50}}
+
+
+def test_a_policy_files_base_is_the_base_everywhere(tmp_path):
+    """``lab run 03_sla_policies -p policies FILE`` simulates on FILE's ``base:`` (as ``lab
+    sweep`` does), unless a scenario is given."""
+    from lab.chain import base_scenario_path
+
+    other = tmp_path / "other.yaml"
+    other.write_text((SCENARIOS / "baseline.yaml").read_text().replace("sdrs: 5", "sdrs: 9"))
+    pol = tmp_path / "p.yaml"
+    pol.write_text("base: other.yaml\nreplications: 3\npolicies:\n  - {name: baseline}\n")
+    assert base_scenario_path("", pol) == other
+    today = resolve_today("", pol, "", "")
+    pset, scenarios = policy_scenarios(today, pol)
+    assert scenarios["baseline"].team.sdrs == 9 and replications_for(pset, 0, scenarios["baseline"]) == 3
+    assert base_scenario_path(SCENARIOS / "mmc.yaml", pol) == SCENARIOS / "mmc.yaml"
