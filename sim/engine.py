@@ -1,8 +1,11 @@
 """The part of the funnel that contends for capacity: SDR (and AE) queues on business
-hours, on a SimPy event loop.
+hours, on a SimPy-shaped event loop of its own.
 
-Only the work of a team needs events. A touch in progress is one SimPy timeout whose
-callback finishes it and hands the worker its next lead; a shift start is one timeout.
+Only the work of a team needs events. A touch in progress is one timed event whose
+callback finishes it and hands the worker its next lead; a shift start is one event. The
+events wait in the engine's own heap (``Engine.schedule``, the loop in ``Engine.run``),
+processed in the order SimPy would process them; SimPy's ``Timeout`` objects, callback
+lists and ``step`` cost more than the work of many events.
 Everything else that happens at a known time - a new lead becoming routable (from a
 pre-sampled, sorted array), a later attempt on the cadence, a recycle or nurture
 re-entry, an SLA timer - waits in an agenda and is applied in time order, each item at
@@ -37,7 +40,10 @@ Rules for changing the engine
   ``sla.clock`` is ``business``: its deadline is converted to wall-clock run minutes
   with ``BusinessClock.wall_time_after`` when it is set (``Engine.sla_deadline``).
   Duty intervals and shift bells are wall-clock run minutes too.
-* The horizon: ``env.run(until=horizon)`` processes no event at or after it (a touch
+* Events are scheduled only through ``Engine.schedule``, which stores the time as SimPy
+  did (now + (t - now)) and orders equal times by scheduling order; the committed
+  expected results (``tests/expected``) were made by the SimPy loop and must not move.
+* The horizon: the loop (``Engine.run``) processes no event at or after it (a touch
   ending exactly there is still in progress); no bell or alarm is set at or after it;
   ``enter`` and ``reenter`` drop passes that would begin at or after it. Then every
   pool's ``next_job`` becomes ``_stay_idle`` - nobody starts anything any more - and the
@@ -61,8 +67,7 @@ from dataclasses import dataclass
 from heapq import heappop, heappush
 
 import numpy as np
-import simpy
-from simpy.events import Timeout
+from itertools import count
 
 from sim.calendar import BusinessClock, union_intervals, working_intervals
 from sim.scenario import Scenario
@@ -83,6 +88,18 @@ class Draws:
     u_touch: np.ndarray      # (A, E, n) uniform: contact / qualification
     handle: np.ndarray       # (A, E, n) SDR handling minutes
     handle_ae: np.ndarray | None  # (A, E, n) AE handling minutes; None without AE escalation
+
+
+# Draw arrays up to this many values are turned into Python lists before the run; larger
+# ones (big runs) are read a pass at a time (``Engine.start_touch``).
+EAGER_DRAWS = 2_000_000
+
+
+def per_lead(draws: np.ndarray | None) -> list | None:
+    """Draws (A, E, n) as lists [lead][pass][attempt], or None when there are too many."""
+    if draws is None or draws.size > EAGER_DRAWS:
+        return None
+    return draws.transpose(2, 1, 0).tolist()
 
 
 class Episodes:
@@ -150,12 +167,14 @@ class Pool:
                  duty: list[list[tuple[float, float]]], handle: np.ndarray, policy: str,
                  unlimited: bool = False, breach: str | None = None, clock: BusinessClock | None = None,
                  worker_clocks: list | None = None, on_duty_only: bool = False):
-        self.eng, self.env, self.code = engine, engine.env, code
+        self.eng, self.code = engine, code
         self.n = people
-        # Handling draws stay one numpy array (A, E, n); a pass's column of A values is
-        # copied out as a list at its first touch (``Engine.start_touch``): most leads of a
-        # big run are never touched, and a list of every draw would cost 32 bytes each.
+        # Handling draws (A, E, n), read per lead and pass: as lists [lead][pass][attempt]
+        # when small (numpy is slow on scalars); on a big run a pass's A values are copied
+        # out at its first touch (``Engine.start_touch``), for most leads of a big run are
+        # never touched and a list of every draw would cost 32 bytes each.
         self.handle = handle
+        self.h_lead = per_lead(handle)
         self.cur_h: dict[int, list] = {}  # lead -> handling minutes per attempt of its pass now
         self.rr = policy == "round_robin"
         self.shared_hot = policy == "priority"
@@ -208,10 +227,10 @@ class Pool:
 
     def _done_callback(self, k: int):
         eng, current, finish, next_job = self.eng, self.current, self.eng.finish_touch, self.next_job
-        env, begins = self.env, self.eng.event_begins
+        begins = self.eng.event_begins
 
-        def done(_ev):
-            begins(env.now)
+        def done(_arg):
+            begins(eng.event_time)  # its first step, as every callback's
             i = current[k]
             current[k] = -1
             finish(self, i, k)
@@ -488,7 +507,12 @@ class Pool:
                 else:
                     self.busy_minutes += h
                 self.current[k] = i
-                Timeout(self.env, now + h - self.env.now).callbacks.append(self.done_cb[k])
+                # ``eng.schedule(now + h, self.done_cb[k])``, inlined: the hot path
+                et = eng.event_time
+                delay = now + h - et
+                if delay < 0:
+                    raise ValueError(f"Negative delay {delay}")
+                heappush(eng.queue, (et + delay, next(eng.eid), self.done_cb[k], None))
                 return
             self.idle[k] = self.until[k]
         elif self.ptr[k] < len(self.ends[k]):
@@ -496,18 +520,18 @@ class Pool:
         # else: no more shifts in the horizon
 
     def shift_bells(self):
-        """Shift starts, as timed SimPy events: a worker idle off duty starts looking."""
-        env, eng = self.env, self.eng
+        """Shift starts, as timed events: a worker idle off duty starts looking."""
+        eng = self.eng
         for k in range(self.n):
             for s in self.starts[k]:
                 if 0.0 < s < eng.horizon:
-                    Timeout(env, s).callbacks.append(self._bell_callback(k))
+                    eng.schedule(s, self._bell_callback(k))
 
     def _bell_callback(self, k: int):
-        eng, env = self.eng, self.env
+        eng = self.eng
 
-        def bell(_ev):
-            eng.event_begins(env.now)
+        def bell(_arg):
+            eng.event_begins(eng.event_time)
             if k in self.idle:
                 del self.idle[k]
                 self.next_job(k)
@@ -539,7 +563,12 @@ class Engine:
 
     def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done):
         self.clock, self.on_done = clock, on_done
-        self.env = simpy.Environment()
+        # The event loop (``run``): a heap of (time, number, callback, argument), popped in
+        # time order and, at equal times, in the order scheduled - SimPy's order for
+        # events of one priority. ``event_time`` is the time of the event being processed.
+        self.queue: list = []
+        self.eid = count()
+        self.event_time = 0.0
         self.now = 0.0            # the time of what is being applied (an event or an agenda item)
         self.horizon = scn.calendar.horizon_days * 1440.0
         self.warm = min(scn.calendar.warmup_days * 1440.0, self.horizon)  # KPI window: [warm, horizon]
@@ -579,9 +608,10 @@ class Engine:
         self.no_contact_share = team.no_contact_handling_share
         self.reassigned = 0
         self.ep: Episodes | None = None
-        # Indexing numpy arrays by scalars in the event loop is slow: a pass's A draws are
-        # copied into a plain list at its first touch (``start_touch``), ``cur_u`` per lead.
+        # The touch draws of the pass a lead is in, one list per lead, set at the pass's
+        # first touch (``start_touch``) from ``u_lead`` or, on a big run, from ``u``.
         self.u = draws.u_touch
+        self.u_lead = per_lead(draws.u_touch)
         self.cur_u: list = [None] * n
         # The agenda: sorted fresh arrivals (a cursor) merged with a heap of timed items;
         # ``due`` is the time of the earliest item.
@@ -675,18 +705,27 @@ class Engine:
             else:
                 return
         self.alarm_at = t
-        alarm = Timeout(self.env, t - self.env.now)
-        alarm.at = t
-        alarm.callbacks.append(self._alarm)
+        self.schedule(t, self._alarm, t)
 
-    def _alarm(self, ev):
-        # SimPy fires the alarm at now + (t - now), which can miss t by a rounding error
-        # either way; the alarm stands for time t, so items due at t are applied then.
-        t = ev.at
+    def _alarm(self, t: float):
+        # The alarm fires at now + (t - now) (``schedule``), which can miss t by a rounding
+        # error either way; it stands for time t, so items due at t are applied then.
         if t >= self.alarm_at:
             self.alarm_at = INF  # this is the live alarm (an earlier, stale one is not)
-        self.event_begins(max(self.env.now, t))
+        self.event_begins(max(self.event_time, t))
         self.arm()
+
+    def schedule(self, t: float, callback, arg=None):
+        """An event at run time ``t``: ``callback(arg)`` is called then.
+
+        The time is stored as now + (t - now), now being ``event_time``, the sum SimPy
+        forms for a timeout of delay t - now; the histories stay those of the SimPy loop
+        this replaced, to the last bit (``tests/expected``)."""
+        now = self.event_time
+        delay = t - now
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        heappush(self.queue, (now + delay, next(self.eid), callback, arg))
 
     def sla_deadline(self, i: int, clock: BusinessClock | None = None) -> float:
         """Today's round-robin reassignment timer: the office's deadline of the pass's
@@ -742,8 +781,12 @@ class Engine:
             ep.owner[r] = k
             if k >= 0:  # taken from the queue (an unlimited team has none)
                 pool.waiting_first -= 1
-            self.cur_u[i] = self.u[:, e, i].tolist()
-            pool.cur_h[i] = pool.handle[:, e, i].tolist()
+            if self.u_lead is not None:
+                self.cur_u[i] = self.u_lead[i][e]
+                pool.cur_h[i] = pool.h_lead[i][e]
+            else:
+                self.cur_u[i] = self.u[:, e, i].tolist()
+                pool.cur_h[i] = pool.handle[:, e, i].tolist()
         u = self.cur_u[i][a]
         if self.no_decay:
             c = q = 1.0
@@ -802,7 +845,12 @@ class Engine:
                 pool.next_job(k)
             pool.shift_bells()
         self.arm()
-        self.env.run(until=self.horizon)
+        # The loop: no event at or after the horizon is processed.
+        queue, horizon = self.queue, self.horizon
+        while queue and queue[0][0] < horizon:
+            t, _, callback, arg = heappop(queue)
+            self.event_time = t
+            callback(arg)
         # What fell due after the last event and before the horizon is still applied: such
         # leads are open (waiting) at the horizon.
         for pool in self.pools:  # the horizon: nobody starts anything any more
@@ -816,6 +864,6 @@ class Engine:
         callbacks, so that memory is returned at once rather than by the cyclic collector."""
         for pool in (self.sdr, self.ae, self.overflow):
             if pool is not None:
-                pool.done_cb = pool.handle = pool.cur_h = pool.eng = None
-        self.u = self.cur_u = self.agenda = self.ep = self.on_done = None
-        self.env = None
+                pool.done_cb = pool.handle = pool.h_lead = pool.cur_h = pool.eng = None
+        self.u = self.u_lead = self.cur_u = self.agenda = self.ep = self.on_done = None
+        self.queue = None
