@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from sim.scenario import Scenario
 
 
 SCHEDULER_TIMEOUT_S = 10
+CHUNKS_PER_WORKER = 4  # chunks of replications per local worker in a sweep (``_execute``)
 
 # Peak memory of one replication, measured (``ru_maxrss``, 1e4 to 1e6 leads; see
 # ``estimate_memory``): a fixed part, plus per lead a base, a part per attempt and pass
@@ -46,10 +48,13 @@ class Task:
     keep_tables: bool = False
 
 
-def run_task(task: Task) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
-    """One replication of one policy: its KPI row and, if asked, its lead and event tables."""
-    clock = BusinessClock(task.scenario.calendar)
-    rep = run_replication(task.scenario, task.replication, seed=task.seed, clock=clock)
+def run_task(task: Task, clock: BusinessClock | None = None,
+             table=None) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
+    """One replication of one policy: its KPI row and, if asked, its lead and event tables.
+    ``clock`` and ``table`` (the scenario's business clock and points table) are built
+    when not given."""
+    clock = clock or BusinessClock(task.scenario.calendar)
+    rep = run_replication(task.scenario, task.replication, seed=task.seed, clock=clock, table=table)
     row = {"policy": task.policy, "replication": task.replication, "seed": task.seed}
     row.update(replication_kpis(task.scenario, rep, clock))
     if not task.keep_tables:
@@ -57,6 +62,21 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None
     leads = rep.leads.assign(policy=task.policy, replication=task.replication)
     events = rep.events.assign(policy=task.policy, replication=task.replication)
     return row, leads, events
+
+
+def run_tasks(tasks: list[Task], _built: dict | None = None) -> list[tuple]:
+    """Several replications in one call (a worker's chunk of a sweep): each scenario's
+    business clock and points table (a YAML file read) are built once, not once per
+    replication. The tasks of one policy share one ``Scenario`` object, which pickle
+    sends once per chunk."""
+    built = {} if _built is None else _built
+    out = []
+    for t in tasks:
+        key = id(t.scenario)
+        if key not in built:
+            built[key] = (t.scenario, BusinessClock(t.scenario.calendar), t.scenario.points_table())
+        out.append(run_task(t, *built[key][1:]))
+    return out
 
 
 def scenario_hash(scn: Scenario) -> str:
@@ -240,18 +260,22 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bo
                     bar.update()
                 return out
         if n_jobs == 1:
-            out = []
+            out, built = [], {}  # ``built`` keeps each scenario alive while its id is a key
             for t in tasks:
-                out.append(run_task(t))
+                out.extend(run_tasks([t], built))
                 bar.update()
             return out
         from joblib import Parallel, delayed
 
+        # Contiguous chunks, several per worker: fewer round trips and one clock and points
+        # table per chunk, yet small enough that the workers finish together.
+        size = max(1, math.ceil(len(tasks) / (n_jobs * CHUNKS_PER_WORKER)))
+        chunks = [tasks[a:a + size] for a in range(0, len(tasks), size)]
         par = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=1)
         out = []
-        for res in par(delayed(run_task)(t) for t in tasks):  # generator keeps task order
-            out.append(res)
-            bar.update()
+        for res in par(delayed(run_tasks)(c) for c in chunks):  # generator keeps chunk order
+            out.extend(res)
+            bar.update(len(res))
         return out
     finally:
         bar.close()
