@@ -11,6 +11,7 @@ A lead earns, for each criterion, the points of the row its value matches (none 
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ def parse_range(text: str) -> tuple[float, float] | None:
         }[m.group("op")]
     x = float(m.group("eq"))
     return x, x + 1.0 if x.is_integer() else math.nextafter(x, math.inf)
+
+
+_LOADED: dict = {}  # (path, as given, mtime, size) -> the table read from it (``PointsTable.load``)
 
 
 @dataclass
@@ -229,10 +233,28 @@ class PointsTable:
     # ---- files -------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> "PointsTable":
-        """Read a points table from CSV (criterion,value,points) or YAML."""
+        """Read a points table from CSV (criterion,value,points) or YAML.
+
+        A file read before and unchanged since (same path, size and modification time) is
+        not read again: every replication of a sweep loads its scenario's table. Each call
+        still returns its own table object (``Scenario.points_table`` replaces its
+        thresholds); the rows and their compiled lookups are shared, as nothing changes
+        them after loading."""
         path = Path(path)
         if not path.exists():
             raise LabError(f"{path}: points table not found")
+        st = path.stat()
+        key = (str(path.resolve()), str(path), st.st_mtime_ns, st.st_size)
+        proto = _LOADED.get(key)
+        if proto is None:
+            proto = cls._read(path)
+            if len(_LOADED) >= 64:
+                _LOADED.clear()
+            _LOADED[key] = proto
+        return copy.copy(proto)  # thresholds are frozen: replaced, never changed in place
+
+    @classmethod
+    def _read(cls, path: Path) -> "PointsTable":
         if path.suffix.lower() in {".yaml", ".yml"}:
             # Encodings, binary junk, repeated keys: one line naming the file (common.files).
             doc = read_yaml(path, allow_empty=False, what="points table")
