@@ -237,7 +237,7 @@ def test_report_runs_the_chain_and_fails_when_a_job_fails(tmp_path, capsys, monk
     assert rc == 1
     assert out.strip() == str(tmp_path / "index.html")
     assert "failed: fails: notebook fails.ipynb failed at cell 4" in err
-    assert "skipped: fails: skipped: an earlier stage failed" in err
+    assert "fails [later]: skipped, an earlier stage failed" in err  # said once, as it happens
     assert [r["status"] for r in nbr.read_ledger(tmp_path)] == ["failed"]
 
 
