@@ -24,6 +24,7 @@ STREAMS = ("arrivals", "attributes", "handling", "touch", "sales", "nurture", "d
 WEEK = 7 * 1440.0
 DAY = 1440.0
 NURTURE_EVENTS = 12  # engagement events drawn per nurture spell; enough for a quarter
+CROSSING_BLOCK = 65_536  # leads per block of ``_FollowUp.nurture_crossings``
 
 
 def streams(seed: int, replication: int) -> dict[str, np.random.Generator]:
@@ -100,12 +101,20 @@ class _FollowUp:
         n = len(s0)
         if not nu.enabled or nu.engagement_events_per_week <= 0:
             return np.full(n, np.inf)
-        # Running sums in event order, as a scalar loop would add them.
-        t = np.cumsum(rng.exponential(1.0, (NURTURE_EVENTS, n)) / nu.engagement_events_per_week, axis=0)
-        k = np.arange(1, NURTURE_EVENTS + 1)[:, None]
-        ok = np.asarray(s0, dtype=float)[None, :] + k * nu.points_per_event - nu.score_decay_points_per_week * t >= self.mql_cut
-        first = ok.argmax(axis=0)
-        return np.where(ok.any(axis=0), t[first, np.arange(n)] * WEEK, np.inf)
+        gaps = rng.exponential(1.0, (NURTURE_EVENTS, n))  # drawn at once: the stream's order
+        gaps /= nu.engagement_events_per_week
+        s0 = np.asarray(s0, dtype=float)
+        gain = np.arange(1, NURTURE_EVENTS + 1)[:, None] * nu.points_per_event
+        out = np.empty(n)
+        # Column blocks: each lead's sums are its own, so blocks give the same numbers as
+        # one pass over all leads, without its (NURTURE_EVENTS, n) temporaries.
+        for a in range(0, n, CROSSING_BLOCK):
+            b = min(a + CROSSING_BLOCK, n)
+            t = np.cumsum(gaps[:, a:b], axis=0)  # running sums in event order, as a scalar loop adds them
+            ok = s0[None, a:b] + gain - nu.score_decay_points_per_week * t >= self.mql_cut
+            first = ok.argmax(axis=0)
+            out[a:b] = np.where(ok.any(axis=0), t[first, np.arange(b - a)] * WEEK, np.inf)
+        return out
 
     def note(self, i: int, code: int, t: float, reason: int):
         self._note_lead(i); self._note_stage(code); self._note_time(t); self._note_reason(reason)
@@ -224,13 +233,17 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
     ep = engine.run(times[order], idx[order], bands[order])
 
     episodes = _episodes_frame(ep, clock)
-    leads_out = _follow_through(scn, leads, score, band0, episodes, follow, rng["deals"], horizon)
     pools = {"sdr": engine.sdr.stats()}
     if engine.ae is not None:
         pools["ae"] = engine.ae.stats()
     other = {"overflow": engine.overflow.stats()} if engine.overflow is not None else None
+    # The queue's draws and state are spent: let them go before the lead table is built
+    # (on a million leads they are a few hundred MB).
     engine.release()
+    del draws, ep, times, idx, bands, order
     follow.engine = None
+    follow.u_sal = follow.u_reason = follow.disp_days = follow.cross = None
+    leads_out = _follow_through(scn, leads, score, band0, episodes, follow, rng["deals"], horizon)
     return Replication(leads_out, episodes, pools, engine.reassigned, follow.log, horizon,
                        breaches=engine.breaches, escalated=engine.escalated, other_pools=other)
 
@@ -321,8 +334,6 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
     stage[opp_ok] = CODE["opportunity"]
     stage[closed] = np.asarray([0, CODE["won"], CODE["lost"], CODE["no_decision"]])[outcome[closed]]
 
-    out = leads.copy()
-    out.insert(0, "lead_id", numbered("L", np.arange(n), 6))
     cols = {
         "score": score,
         "band": labels(("hot", "mql", "nurture", "cold"), band0),
@@ -341,8 +352,9 @@ def _follow_through(scn: Scenario, leads: pd.DataFrame, score, band0, episodes: 
         "amount": amount,
         "passes": n_passes,
     }
-    out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
-    return out
+    # One concatenation (no copy of the attributes first): lead_id, attributes, outcomes.
+    ids = pd.DataFrame({"lead_id": numbered("L", np.arange(n), 6)}, index=leads.index)
+    return pd.concat([ids, leads, pd.DataFrame(cols, index=leads.index)], axis=1)
 
 
 def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: tuple, horizon: float) -> pd.DataFrame:
