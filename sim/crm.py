@@ -25,6 +25,12 @@ TIMES = {"created_at": "t_created", "first_response_at": "t_first_response", "mq
          "opportunity_at": "t_opportunity", "closed_at": "t_closed"}
 
 
+def _values(col: pd.Series):
+    """A column's values for a new frame: text stays in Arrow (``to_numpy`` would make a
+    Python string per row, and the new frame would turn them back into Arrow text)."""
+    return col.array if isinstance(col.dtype, pd.StringDtype) else col.to_numpy()
+
+
 def _multi(frame: pd.DataFrame) -> bool:
     return "replication" in frame and frame["replication"].nunique() > 1
 
@@ -43,14 +49,14 @@ def crm_export(leads: pd.DataFrame, scenario, columns=CRM_COLUMNS) -> pd.DataFra
             out[col] = timestamps(scenario.calendar, known[col])
         elif col == "lead_id" and multi:
             rep = leads["replication"].astype(str).str.zfill(2)
-            out[col] = ("R" + rep + "-" + leads["lead_id"]).to_numpy()
+            out[col] = _values("R" + rep + "-" + leads["lead_id"])
         elif col == "rejection_reason":
-            out[col] = leads[col].where(~np.isnan(known["decided_at"]) | leads[col].isna(), None).to_numpy()
+            out[col] = _values(leads[col].where(~np.isnan(known["decided_at"]) | leads[col].isna(), None))
         else:
-            out[col] = leads[col].to_numpy()
+            out[col] = _values(leads[col])
     for extra in ("policy", "replication"):
         if extra in leads:
-            out[extra] = leads[extra].to_numpy()
+            out[extra] = _values(leads[extra])
     return out.reset_index(drop=True)
 
 
@@ -70,15 +76,15 @@ def crm_events(events: pd.DataFrame, scenario) -> pd.DataFrame:
     multi = _multi(events)
     rep = events["replication"].to_numpy() if "replication" in events else np.zeros(len(events), dtype=int)
     ev = pd.DataFrame({
-        "lead_id": lead_ids(events["lead"].to_numpy(), rep, multi).to_numpy(),
-        "stage_change": events["stage"].to_numpy(),
+        "lead_id": _values(lead_ids(events["lead"].to_numpy(), rep, multi)),
+        "stage_change": _values(events["stage"]),
         "at": timestamps(scenario.calendar, events["t"].to_numpy()),
-        "reason_at_change": events["rejection_reason"].to_numpy(),
-        "routed_band": events["routed_band"].to_numpy(),
+        "reason_at_change": _values(events["rejection_reason"]),
+        "routed_band": _values(events["routed_band"]),
     })
     for extra in ("policy", "replication"):
         if extra in events:
-            ev[extra] = events[extra].to_numpy()
+            ev[extra] = _values(events[extra])
     return ev
 
 

@@ -29,7 +29,7 @@ from sim.experiment import SweepResult, meta_json
 from sim.kpis import data_dictionary
 
 CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-EVENT_CHUNK_ROWS = 500_000  # event-log rows built and written at once: bounds the memory of a big run
+EVENT_CHUNK_ROWS = 200_000  # event-log rows built and written at once: bounds the memory of a big run
 _TWO = [f"{k:02d}" for k in range(60)]
 _HOURS, _MINUTES, _SECONDS = (pa.array([x + sep for x in _TWO[:top]]) for top, sep in ((24, ":"), (60, ":"), (60, "")))
 
@@ -135,6 +135,17 @@ def _write_table(df: pd.DataFrame, path_stem: Path, meta: str) -> tuple[pa.Table
     return table, _write_csv(df, path_stem.with_suffix(".csv"))
 
 
+def _compact(text: pa.Table) -> pa.Table:
+    """Text columns with few distinct values (channel, stage, ...) dictionary-encoded:
+    the lead text is held while the whole event log is written."""
+    cols = []
+    for col in text.columns:
+        enc = col.dictionary_encode()
+        few = sum(len(c.dictionary) for c in enc.chunks) * 4 < len(col)
+        cols.append(enc if few else col)
+    return pa.Table.from_arrays(cols, names=text.column_names)
+
+
 def _write_events(result: SweepResult, crm: pd.DataFrame, crm_table: pa.Table, crm_text: pa.Table | None,
                   scn, path_stem: Path, meta: str):
     """The event log (``sim.crm.event_log``), written chunk by chunk: each chunk's lead
@@ -148,7 +159,7 @@ def _write_events(result: SweepResult, crm: pd.DataFrame, crm_table: pa.Table, c
     schema = _with_meta(pa.Schema.from_pandas(head, preserve_index=False), meta)
     lead_names = list(lead_cols.columns)
     lead_arrow = crm_table.select(lead_names)
-    lead_text = crm_text.select(lead_names) if crm_text is not None else None
+    lead_text = _compact(crm_text.select(lead_names)) if crm_text is not None else None
     csv_path = path_stem.with_suffix(".csv")
     csv_writer = None
     with pq.ParquetWriter(path_stem.with_suffix(".parquet"), schema) as pq_writer:
@@ -161,7 +172,9 @@ def _write_events(result: SweepResult, crm: pd.DataFrame, crm_table: pa.Table, c
             if lead_text is None:
                 continue
             try:
-                text = pa.Table.from_arrays(_text_table(part).columns + lead_text.take(take).columns,
+                taken = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c
+                         for c in lead_text.take(take).columns]
+                text = pa.Table.from_arrays(_text_table(part).columns + taken,
                                             names=[str(c) for c in own.columns] + lead_names)
                 if csv_writer is None:
                     csv_writer = pacsv.CSVWriter(csv_path, text.schema, write_options=CSV_OPTIONS)
