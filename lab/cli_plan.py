@@ -56,8 +56,8 @@ def register(app: typer.Typer):
     ):
         """Find the hour-of-week staffing that meets SLA targets at least cost, and the one
         of highest net value (Erlang C per hour, a shift-cover integer program, then
-        simulation on common random numbers: every candidate screened on a short horizon,
-        the finalists verified on the scenario's own)."""
+        simulation on common random numbers: every candidate screened on a few
+        replications, the finalists verified on all)."""
         import pandas as pd
 
         from common.files import atomic_dir
