@@ -43,6 +43,8 @@ def _timestamp_text(col: pd.Series) -> pa.Array:
     writes them, put together in Arrow from lookup tables of days, hours, minutes,
     seconds and offsets (a few hundred strings) rather than formatted one by one."""
     missing = col.isna().to_numpy()
+    if missing.all():
+        return pa.nulls(len(col), pa.string())  # nothing to print (an empty cell each)
     local = col.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
     utc = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
     local, utc = local[~missing], utc[~missing]
@@ -52,10 +54,11 @@ def _timestamp_text(col: pd.Series) -> pa.Array:
     day, sod = np.divmod(sec, 86400)
     d0 = int(day.min()) if day.size else 0
     days = np.datetime64(0, "D") + np.arange(d0, int(day.max()) + 1 if day.size else d0 + 1)
-    day_text = pa.array([str(d) + " " for d in days.tolist()])
+    day_text = pa.array([str(d) + " " for d in days.tolist()], type=pa.string())
     minutes = (sec - utc // 10**9) // 60
     uniq, code = np.unique(minutes, return_inverse=True)
-    off_text = pa.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in uniq.tolist()])
+    off_text = pa.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in uniq.tolist()],
+                        type=pa.string())
     parts = [day_text.take(day - d0), _HOURS.take(sod // 3600), _MINUTES.take(sod % 3600 // 60),
              _SECONDS.take(sod % 60), off_text.take(code.astype(np.int64))]
     text = pc.binary_join_element_wise(*parts, "")
