@@ -71,6 +71,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(2026, "--seed", min=0, help="Random seed of the policy runs."),
         outcome: Optional[str] = typer.Option(None, "--outcome", help="What the scoring refit learns: success (won) "
                                               "or a stage (sql...); default sql for the sample, success for an export."),
+        plan: bool = typer.Option(False, "--plan/--no-plan", help="Also search the least-cost staffing plan in "
+                                  "the policy notebook (slower; lab plan does it on its own)."),
         jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Notebooks run at once."),
     ):
         """Run the whole decision chain (lab/pipeline.py) on an export - yours with --export
@@ -84,7 +86,7 @@ def register(app: typer.Typer) -> None:
                 raise LabError(f"{name} {path}: file not found")
         notebooks._output_folder(out)  # a file of that name, or no write permission: say so first
         chain = main_jobs(out, export=export, mapping=mapping, scenario=scenario, policies=policies,
-                          replications=replications, seed=seed, outcome=outcome)
+                          replications=replications, seed=seed, outcome=outcome, plan=plan)
         records = notebooks.run_many(chain, out, n_jobs=jobs, progress=sys.stderr.isatty())
         index = notebooks.write_index(out)
         for r in records:  # skipped notebooks were already named as they were skipped

@@ -41,7 +41,7 @@ N_JOBS = 2
 def main_jobs(out_dir: str | Path, export: str | Path | None = None, mapping: str | Path | None = None,
               scenario: str | Path | None = None, policies: str | Path | None = None, replications: int = 0,
               seed: int = SEED, outcome: str | None = None, horizon_days: int = 91,
-              plan: bool = True) -> list[Job]:
+              plan: bool = False) -> list[Job]:
     """The notebook jobs of the chain, writing under ``out_dir``.
 
     Parameters
@@ -62,7 +62,9 @@ def main_jobs(out_dir: str | Path, export: str | Path | None = None, mapping: st
     horizon_days : int
         Simulated days per replication (a quarter).
     plan : bool
-        Include the staffing plan in the policy notebook.
+        Include the staffing plan in the policy notebook (off by default: it searches and
+        verifies many candidate teams and would triple the chain's time; ``lab plan`` and
+        ``lab run 03_sla_policies`` run it).
 
     Returns
     -------
