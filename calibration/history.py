@@ -6,23 +6,32 @@ came from).
 
 What an export can and cannot tell
 ----------------------------------
-- It has no contact timestamp, so the contact curve ``C`` of ``sim.decay`` cannot be
-  separated from the qualification curve ``Q``. The fit estimates the combined
-  probability that a routed lead is qualified (handed to sales: ``sal_at`` or a
-  ``rejection_reason``) as a function of its first-touch delay ``d`` (wall-clock minutes
-  from ``mql_at`` to ``first_response_at``), per score band::
+- It has no attempt log (no contact timestamp, no attempt count), so the contact curve
+  ``C`` of ``sim.decay``, the contact odds ``pc`` and the attempt cadence cannot be
+  separated from the qualification curve ``Q``: they are assumed, the base scenario's
+  (the fit report says so), and they set how much work each lead gives the SDRs. Given
+  them, the fit estimates ``Q`` and the qualify odds ``pq`` per score band from whether
+  a routed lead was qualified (handed to sales: ``sal_at`` or a ``rejection_reason``)
+  and its first-touch delay ``d`` (wall-clock minutes from ``mql_at`` to
+  ``first_response_at``)::
 
-      P(qualified | band, d) = p_band * (1 + d / d0) ** -alpha
+      P(qualified | band, d) = pq_band * (1 + d / d0) ** -alpha * K_band(d)
 
-  by maximum likelihood, with Wald intervals from the observed information (numerical
-  Hessian, on the logit / log scale, then transformed back). The written scenario puts
-  the whole decay in ``decay.qualification`` and sets ``decay.contact`` to ``none``; with
-  ``C = 1`` the simulator's attempt rules give exactly
-  ``P(qualified | d) = q * Q(d) * (1 - (1 - c) ** A) / c`` (c the contact odds, q the
-  qualify odds, A the attempts), so ``qualify_prob`` is set to reproduce ``p_band``.
+  where ``K`` (the attempts' expected contact, ``calibration.decay_fit``) is a fixed
+  offset; by maximum likelihood, with Wald intervals from the observed information
+  (numerical Hessian, on the logit / log scale, then transformed back). The written
+  scenario keeps the base's contact curve and odds and takes ``Q`` and ``qualify_prob``
+  from the fit. Only when the export contradicts the base's contact curve (a flat one
+  fits it very much better: ``calibration.decay_fit.fit_qualification``) is the contact
+  curve set to ``none``, and the fit report says why.
 - Leads that re-enter the queue later (nurture, recycling) and qualify on a later pass
   count as qualified against their first delay: with heavy nurture re-entry the curve is
   biased upwards at long delays.
+- Disposition (``conversion.disposition_days_mean``): the time from the hand-off to
+  sales' decision, ``decided_at - handoff_at``, exponential (as the simulator draws it)
+  with hand-offs still undecided at the export's end right-censored; an export without
+  those dates falls back on ``sal_at - first_response_at`` of accepted leads, which
+  also holds the attempts before the hand-off (longer), and the fit report says so.
 - Right-censoring at the export's end: rates whose outcome takes time use only cohorts
   old enough for that outcome to have happened (``mature_days`` for qualification and
   sales' decision, ``opp_window_days`` for SQL -> opportunity); the opportunity -> close
@@ -45,16 +54,38 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from calibration.decay_fit import DecayFit, fit_decay  # noqa: F401 (fit_decay: part of this module's API)
+from calibration.decay_fit import (  # noqa: F401 (fit_decay: this module's API)
+    DecayFit,
+    Z,
+    first_pass_qualified,
+    fit_decay,
+    fit_qualification,
+)
 from calibration.mapping import load_mapping
 from calibration.rates import _outcome_rates, _shrink, segment_rates
 from calibration.recording import annotate, in_cohort, recording_windows, report_rows
 from calibration.team import row, team_size, time_zone, working_hours
 from common.errors import LabError
-from common.intervals import (LEVEL, SMALL_N, exponential_mean_interval, mean_interval,
-                              poisson_rate_interval, proportion_interval, quantile_interval,
-                              sd_interval, small_n, t_half_width)
-from sim.scenario import BANDS_ROUTED, REASONS, SEGMENTS, SENIORITY, Scenario, build_scenario
+from common.intervals import (
+    LEVEL,
+    SMALL_N,
+    exponential_mean_interval,
+    mean_interval,
+    poisson_rate_interval,
+    proportion_interval,
+    quantile_interval,
+    sd_interval,
+    small_n,
+    t_half_width,
+)
+from sim.scenario import (
+    BANDS_ROUTED,
+    REASONS,
+    SEGMENTS,
+    SENIORITY,
+    Scenario,
+    build_scenario,
+)
 
 MIN_PER_DAY = 1440.0
 #: Pseudo-records pulling a rate fitted from few records toward its pooled value.
@@ -63,7 +94,8 @@ PRIOR_N = 10.0
 NEEDS = {"sal_accept": ("mql_at", "sal_at"), "sql_to_opportunity": ("sql_at", "opportunity_at"),
          "win": ("opportunity_at", "closed_at"), "no_decision": ("opportunity_at", "closed_at"),
          "days_to_close": ("opportunity_at", "closed_at"), "deal_size_median": ("opportunity_at", "amount"),
-         "deal_size_sigma": ("opportunity_at", "amount"), "disposition_days": ("first_response_at", "sal_at"),
+         "deal_size_sigma": ("opportunity_at", "amount"),
+         "disposition_days": ("handoff_at", "decided_at", "first_response_at", "sal_at"),
          "sql_to_opportunity_days": ("sql_at", "opportunity_at")}
 TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
          "opportunity_at", "closed_at")
@@ -228,9 +260,13 @@ class FittedFunnel:
         if len(r):
             lines.append("first response (min): " + ", ".join(f"p{int(q * 100)} {r.loc[q, 'minutes']:.0f}" for q in r.index))
         if len(self.decay):
-            lines.append("decay P(qualified | band, d) = p_band (1 + d/d0)^-alpha:")
+            lines.append("decay P(qualified | band, d) = pq_band (1 + d/d0)^-alpha K_band(d) (p_band: at d = 0):")
             for _, row in self.decay.iterrows():
                 lines.append(f"  {row['parameter']:<11} {row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]")
+            if self.decay_fit is not None and self.decay_fit.rules is not None:
+                for b in self.decay_fit.bands:
+                    lines.append(f"  {'pq_' + b:<11} {self.decay_fit.q(b):.4g} [{self.decay_fit.q(b, -Z):.4g}, "
+                                 f"{self.decay_fit.q(b, Z):.4g}] (qualify_prob)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -409,12 +445,16 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
         & cohort["qualification"]
     sample = mature & delay.notna()
     decay_fit, decay_tab = None, pd.DataFrame(columns=["parameter", "estimate", "se_link", "ci_low", "ci_high"])
+    contact_why = ""
+    first, first_why = first_pass_qualified(df, qualified, base, absent)
     try:
-        decay_fit = fit_decay(delay[sample].to_numpy(), band[sample].to_numpy(), qualified[sample].to_numpy())
+        decay_fit, contact_why = fit_qualification(delay[sample].to_numpy(), band[sample].to_numpy(),
+                                                   first[sample].to_numpy(), base)
         decay_tab = decay_fit.table()
-        if decay_fit.d0 > 1e6 or not np.all(np.isfinite(decay_tab["se_link"])):
-            notes.append(f"decay: no decline with delay detected (d0 = {decay_fit.d0:.3g} min): the curve is flat "
-                         "and the Wald intervals of d0 and alpha are not meaningful; read decay_fit.curve(d)")
+        if not decay_fit.identified:
+            notes.append(f"decay: no power-law bend seen (d0 = {decay_fit.d0:.3g} min): over the delays seen the "
+                         f"curve is exp(-d alpha / d0), alpha / d0 = {60 * decay_fit.alpha / decay_fit.d0:.3g} per "
+                         "hour, and the Wald intervals of d0 and alpha are not meaningful; read decay_fit.curve(d)")
     except LabError as exc:
         notes.append(f"decay not fitted, base scenario's kept: {exc}")
 
@@ -444,11 +484,7 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
                                         if c in opp])
 
     # Durations (days).
-    dur = []
-    acc = df[sal & ~rej & df["first_response_at"].notna() & cohort["disposition"]]
-    x = ((acc["sal_at"] - acc["first_response_at"]).dt.total_seconds() / 86400.0).to_numpy()
-    m, lo, hi, k = mean_interval(x, lower=0.0)
-    dur.append(dict(quantity="disposition_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k))
+    dur = [_disposition(df, sal & ~rej, cohort["disposition"], end, absent)]
     if "sql_at" in df:
         o = sql[has_opp]
         x = ((o["opportunity_at"] - o["sql_at"]).dt.total_seconds() / 86400.0).to_numpy()
@@ -461,8 +497,9 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
         cens = ((end - o.loc[~done, "opportunity_at"]).dt.total_seconds() / 86400.0).to_numpy()
         m, lo, hi, k = exponential_mean_interval(obs, cens)
         dur.append(dict(quantity="days_to_close", group=s, estimate=m, ci_low=lo, ci_high=hi, n=k))
-    durations = pd.DataFrame(dur, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n"])
-    durations["small_n"] = small_n(durations["n"].to_numpy())
+    durations = pd.DataFrame(dur, columns=["quantity", "group", "estimate", "ci_low", "ci_high", "n", "reason"])
+    durations.insert(durations.columns.get_loc("n") + 1, "small_n", small_n(durations["n"].to_numpy()))
+    durations["reason"] = durations["reason"].fillna("")  # how a duration was measured (a fallback)
 
     # Deal sizes: lognormal per segment, one pooled sigma.
     deal = []
@@ -492,7 +529,8 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
         base = base.model_copy(deep=True)
         base.nurture.enabled = False
         notes.append("no MQL came from the nurture or cold bands: nurture re-entry disabled")
-    report = _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion)
+    report = _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion,
+                         contact_why, first_why)
     report += hour_rows + [tz_row]
     scn = _build(base, Path(export), start, days, n / weeks, profile, channel_docs, decay_fit, conversion,
                  durations, deal_sizes, owners, notes, report, absent, calendar=hours | {"timezone": tz})
@@ -505,9 +543,37 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
                         joins=data.joins)
 
 
-def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion) -> list[dict]:
-    """Report rows of the parameters not read through ``_est``: volume, channels, decay,
-    response, rejection mix and team size."""
+def _disposition(df: pd.DataFrame, accepted: pd.Series, cohort: pd.Series, end, absent) -> dict:
+    """The ``disposition_days`` row: mean days from hand-off to sales' decision.
+
+    With ``handoff_at`` and ``decided_at``: the exponential maximum-likelihood mean (the
+    simulator draws dispositions exponential) with hand-offs undecided at ``end``
+    right-censored, chi-square interval (``exponential_mean_interval``). Without them:
+    the mean of ``sal_at - first_response_at`` over accepted leads (t-interval), which
+    also holds the attempts before the hand-off; ``reason`` says which was used."""
+    if not {"handoff_at", "decided_at"} & set(absent):
+        ho = df["handoff_at"].notna() & cohort
+        done = ho & df["decided_at"].notna()
+        obs = ((df.loc[done, "decided_at"] - df.loc[done, "handoff_at"]).dt.total_seconds() / 86400.0).clip(lower=0)
+        cens = ((end - df.loc[ho & ~done, "handoff_at"]).dt.total_seconds() / 86400.0).clip(lower=0)
+        m, lo, hi, k = exponential_mean_interval(obs.to_numpy(), cens.to_numpy())
+        if k > 0:
+            return dict(quantity="disposition_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k,
+                        reason=f"hand-off to sales' decision (decided_at - handoff_at), exponential; "
+                               f"{int((ho & ~done).sum())} hand-off(s) undecided at the export's end right-censored")
+    acc = df[accepted & df["first_response_at"].notna() & cohort]
+    x = ((acc["sal_at"] - acc["first_response_at"]).dt.total_seconds() / 86400.0).to_numpy()
+    m, lo, hi, k = mean_interval(x, lower=0.0)
+    lacking = " / ".join(c for c in ("handoff_at", "decided_at") if c in absent) or "decided hand-off"
+    return dict(quantity="disposition_days", group="all", estimate=m, ci_low=lo, ci_high=hi, n=k,
+                reason=f"no {lacking} in this export: first response to sal_at of accepted leads, which also "
+                       "holds the attempts before the hand-off (longer than the disposition)")
+
+
+def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_row, conversion,
+                contact_why: str = "", first_why: str = "") -> list[dict]:
+    """Report rows of the parameters not read through ``_est``: volume, channels, decay
+    (with the contact side it assumes), rejection mix and team size."""
     rows = []
     v = volume.set_index("quantity")
     rows.append(row("arrivals.leads_per_week", v.loc["leads_per_week", "estimate"], "fitted",
@@ -520,9 +586,28 @@ def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_r
     if "channel" not in df:
         rows[-1]["reason"] = "no channel column: one channel 'all'"
     if decay_fit is not None:
+        flat = (f"no power-law bend seen: d0 stopped at {decay_fit.d0:.3g} min, the curve is exp(-d alpha / d0) "
+                "over the delays seen (with the assumed contact curve few leads are answered late, so the export "
+                "shows Q mostly over the first minutes): no interval; ")
         for _, d in decay_tab.iterrows():
-            rows.append(row(f"decay.{d['parameter']}", d["estimate"], "fitted", "", estimate=d["estimate"],
+            why = flat + first_why if d["parameter"] in ("d0_minutes", "alpha") and not decay_fit.identified \
+                else first_why
+            rows.append(row(f"decay.{d['parameter']}", d["estimate"], "fitted", why, estimate=d["estimate"],
                             ci_low=d["ci_low"], ci_high=d["ci_high"], n=decay_fit.n_))
+        for b in decay_fit.bands:
+            rows.append(row(f"conversion.qualify_prob[{b}]", decay_fit.q(b), "fitted",
+                            f"given the assumed contact side (decay.contact, contact_prob, attempts); {first_why}",
+                            estimate=decay_fit.q(b), ci_low=decay_fit.q(b, -Z), ci_high=decay_fit.q(b, Z),
+                            n=decay_fit.n_))
+        no_log = "an export has no attempt log (no contact dates, no attempt count)"
+        kind = decay_fit.rules.contact.kind if decay_fit.rules is not None else "none"
+        rows.append(row("decay.contact", kind, "assumed", f"{no_log}; {contact_why}"))
+        for b in decay_fit.bands:
+            rows.append(row(f"conversion.contact_prob[{b}]", base.conversion.contact_prob[b], "assumed",
+                            f"{no_log}; base scenario's value"))
+        rows.append(row("team.max_attempts", base.team.max_attempts, "assumed", f"{no_log}; base scenario's value"))
+        rows.append(row("team.attempt_gaps_minutes", " ".join(f"{g:g}" for g in base.team.attempt_gaps_minutes),
+                        "assumed", f"{no_log}; base scenario's cadence"))
     else:
         missing = [c for c in ("mql_at", "first_response_at") if c not in df or df[c].notna().sum() == 0]
         why = (f"no {' / '.join(missing)} in this export" if missing
@@ -562,6 +647,8 @@ def _est_(table: pd.DataFrame, quantity: str, group: str, default: float, notes:
                ci_high=float(one.get("ci_high", math.nan)),
                raw_estimate=float(one.get("raw_estimate", v)) if pd.notna(one.get("raw_estimate", v)) else v,
                shrinkage=float(one.get("shrinkage", 0.0)) if pd.notna(one.get("shrinkage", 0.0)) else 0.0)
+    if isinstance(one.get("reason"), str):
+        row["reason"] = one["reason"]  # how it was measured (e.g. a fallback)
     if row["shrinkage"] > 0:
         row["reason"] = (f"{row['n']} records (< {SMALL_N}): pulled {row['shrinkage']:.0%} toward the pooled value "
                          f"(raw {row['raw_estimate']:.3g})")
@@ -592,21 +679,14 @@ def _build(base: Scenario, export: Path, start, days, leads_per_week, profile, c
     if owners > 0 and doc["team"].get("shifts") is None and not doc["team"].get("unlimited"):
         doc["team"]["sdrs"] = owners
     cv = doc["conversion"]
-    A = base.team.max_attempts
     if decay_fit is not None:
-        doc["decay"]["contact"] = {"kind": "none"}
+        # The contact side (curve, odds, cadence) stays the base's: it is what the fit
+        # assumed (``calibration.decay_fit``), unless the export contradicted the curve.
+        if decay_fit.rules is None or decay_fit.rules.flat:
+            doc["decay"]["contact"] = {"kind": "none"}
         doc["decay"]["qualification"] = {"kind": "power", "d0_minutes": decay_fit.d0, "alpha": decay_fit.alpha}
-        for b in BANDS_ROUTED:
-            if b not in decay_fit.bands:
-                continue
-            p = min(decay_fit.p(b), 0.999)
-            c = cv["contact_prob"][b]
-            reach = 1 - (1 - c) ** A  # with C = 1: P(qualified) = q Q(d) reach / c
-            if p > reach:  # the base contact odds cannot reach p in A attempts: raise them
-                c = 1 - (1 - p) ** (1 / A)
-                reach = p
-                cv["contact_prob"][b] = c
-            cv["qualify_prob"][b] = min(c, p * c / reach)
+        for b in decay_fit.bands:
+            cv["qualify_prob"][b] = min(decay_fit.q(b), cv["contact_prob"][b])  # pq <= pc by construction
     for b in BANDS_ROUTED:
         cv["sal_accept_prob"][b] = _est(conversion, "sal_accept", b, cv["sal_accept_prob"][b], notes, 0, 1)
     rej = conversion[conversion["quantity"] == "rejection_share"]

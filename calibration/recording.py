@@ -42,7 +42,7 @@ COHORTS = {
     "response": ("mql_at", ("mql_at", "first_response_at")),
     "sql": ("sql_at", ("sql_at", "opportunity_at")),
     "opportunity": ("opportunity_at", ("opportunity_at", "closed_at")),
-    "disposition": ("first_response_at", ("first_response_at", "sal_at")),
+    "disposition": ("first_response_at", ("first_response_at", "handoff_at", "decided_at", "sal_at")),
 }
 #: Fit-report parameter (prefix) -> its cohort.
 PARAMETER_COHORT = {"decay.": "qualification", "sal_accept[": "qualification",

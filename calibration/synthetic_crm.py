@@ -74,10 +74,12 @@ def true_parameters(scenario) -> dict[str, float]:
     """The scenario's values under the fit report's parameter names
     (``calibration.fit_report``): what a fit of its history must recover.
 
-    The decay is given only when the scenario's history can identify it: no contact
-    curve (``decay.contact`` none) and a power-law qualification curve; then
-    ``P(qualified | band, d) = p_band (1 + d / d0) ** -alpha`` with
-    ``p_band = q (1 - (1 - c) ** A) / c`` (c contact odds, q qualify odds, A attempts)."""
+    The decay is given when the fit's model holds: a power-law qualification curve;
+    then ``P(qualified | band, d) = q (1 + d / d0) ** -alpha K(d)`` (q the qualify odds,
+    ``K`` the attempts' expected contact, ``calibration.decay_fit.AttemptRules``) and
+    ``p_band = q K(0)`` (with no contact curve ``K(0) = (1 - (1 - c) ** A) / c``, c the
+    contact odds, A the attempts). A fit recovers them when its base scenario assumes the
+    scenario's contact side (curve, odds, cadence)."""
     cv, team = scenario.conversion, scenario.team
     out = {"arrivals.leads_per_week": scenario.arrivals.leads_per_week, "team.sdrs": team.sdrs,
            "calendar.open_hour": scenario.calendar.open_hour, "calendar.close_hour": scenario.calendar.close_hour,
@@ -90,10 +92,14 @@ def true_parameters(scenario) -> dict[str, float]:
     for b in cv.sal_accept_prob:
         out[f"sal_accept[{b}]"] = cv.sal_accept_prob[b]
     q = scenario.decay.qualification
-    if scenario.decay.contact.kind == "none" and q.kind == "power":
+    if q.kind == "power":
+        from calibration.decay_fit import AttemptRules
+
+        rules = AttemptRules.of(scenario)
         out |= {"decay.d0_minutes": q.d0_minutes, "decay.alpha": q.alpha}
-        for b, c in cv.contact_prob.items():
-            out[f"decay.p_{b}"] = cv.qualify_prob[b] * (1 - (1 - c) ** team.max_attempts) / c
+        for b in cv.contact_prob:
+            out[f"decay.p_{b}"] = cv.qualify_prob[b] * float(rules.reach(b, 0.0))
+            out[f"conversion.qualify_prob[{b}]"] = cv.qualify_prob[b]
     for s in cv.win_prob:
         out |= {f"sql_to_opportunity[{s}]": cv.sql_to_opportunity[s], f"win[{s}]": cv.win_prob[s],
                 f"no_decision[{s}]": cv.no_decision_prob[s], f"days_to_close[{s}]": cv.days_to_close_mean[s],

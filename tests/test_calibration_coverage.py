@@ -35,7 +35,9 @@ K = 40            # exports: 20 Salesforce, 20 HubSpot
 LEVEL = 0.95
 ACCEPT = 0.999    # central probability of the acceptance band
 # A small identifiable truth (about 1,800 leads in 12 weeks; see test_calibration_history
-# for why the decay needs no contact curve, three SDRs and no nurture).
+# for why the decay needs no contact curve, three SDRs and no nurture). The base keeps the
+# baseline's contact curve: every export contradicts it, and the fit sets it aside
+# (``calibration.decay_fit.fit_qualification``; checked in test_calibration_history).
 TRUTH = {"decay.contact.kind": "none", "decay.qualification.kind": "power",
          "decay.qualification.d0_minutes": 120.0, "decay.qualification.alpha": 0.9,
          "nurture.enabled": False, "team.sdrs": 3, "calendar.horizon_days": 84,
@@ -44,6 +46,7 @@ TRUTH = {"decay.contact.kind": "none", "decay.qualification.kind": "power",
 FAMILIES = {
     "leads_per_week": "arrivals.leads_per_week", "channel share": "arrivals.channels[",
     "decay p_band": "decay.p_", "decay d0": "decay.d0_minutes", "decay alpha": "decay.alpha",
+    "qualify_prob": "conversion.qualify_prob[",
     "sal_accept": "sal_accept[", "rejection mix": "conversion.rejection_mix[",
     "sql_to_opportunity": "sql_to_opportunity[", "win": "win[", "no_decision": "no_decision[",
     "days_to_close": "days_to_close[", "deal_size_median": "deal_size_median[",
@@ -120,3 +123,4 @@ def test_intervals_cover_at_their_nominal_rate(fits, family):
                                f"(accept {a}..{b}); missed: "
                                + "; ".join(f"{r.parameter} seed {r.seed} [{r.ci_low:.4g}, {r.ci_high:.4g}] "
                                            f"truth {r.truth:.4g}" for r in missed.head(6).itertuples()))
+
