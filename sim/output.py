@@ -29,7 +29,7 @@ from sim.experiment import SweepResult, meta_json
 from sim.kpis import data_dictionary
 
 CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-EVENT_CHUNK_ROWS = 200_000  # event-log rows built and written at once: bounds the memory of a big run
+EVENT_CHUNK_ROWS = 100_000  # event-log rows built and written at once: bounds the memory of a big run
 _TWO = [f"{k:02d}" for k in range(60)]
 _HOURS, _MINUTES, _SECONDS = (pa.array([x + sep for x in _TWO[:top]]) for top, sep in ((24, ":"), (60, ":"), (60, "")))
 
