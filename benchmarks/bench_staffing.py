@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     print(f"wall: {wall:.1f} s; CPU (process and the workers it waited for): {cpu:.1f} s")
     if screened:
         print(f"plans screened: {screened.group(1)} ({screened.group(2)} days x {screened.group(3)} replications)")
-    print("\n".join(line for line in out.splitlines() if line.startswith(("Least-cost", "Plan of highest")) or
-                    "answered within" in line or "net value against" in line))
+    print(out[out.find("Least-cost"):out.find("every scenario verified")].rstrip())
     first_guesses()
     return 0
 
