@@ -24,9 +24,12 @@ What an export can and cannot tell
   from the fit. Only when the export contradicts the base's contact curve (a flat one
   fits it very much better: ``calibration.decay_fit.fit_qualification``) is the contact
   curve set to ``none``, and the fit report says why.
-- Leads that re-enter the queue later (nurture, recycling) and qualify on a later pass
-  count as qualified against their first delay: with heavy nurture re-entry the curve is
-  biased upwards at long delays.
+- The export keeps a lead's first touch but only its last hand-off: a lead that re-enters
+  the queue later (nurture, recycling) and qualifies on a later pass would count as
+  qualified at its first delay. The decay is fitted on first-pass qualifications (a
+  hand-off within the attempt cadence of the first touch,
+  ``calibration.decay_fit.first_pass_qualified``); without ``handoff_at`` on any pass,
+  biased upwards at long delays under heavy re-entry, and the fit report says so.
 - Disposition (``conversion.disposition_days_mean``): the time from the hand-off to
   sales' decision, ``decided_at - handoff_at``, exponential (as the simulator draws it)
   with hand-offs still undecided at the export's end right-censored; an export without
@@ -452,9 +455,10 @@ def fit_scenario(export, mapping, base: Scenario | str | Path | None = None, mat
                                                    first[sample].to_numpy(), base)
         decay_tab = decay_fit.table()
         if not decay_fit.identified:
-            notes.append(f"decay: no power-law bend seen (d0 = {decay_fit.d0:.3g} min): over the delays seen the "
-                         f"curve is exp(-d alpha / d0), alpha / d0 = {60 * decay_fit.alpha / decay_fit.d0:.3g} per "
-                         "hour, and the Wald intervals of d0 and alpha are not meaningful; read decay_fit.curve(d)")
+            notes.append(f"decay: no power-law bend seen (d0 = {decay_fit.d0:.3g} min, alpha = {decay_fit.alpha:.3g}): "
+                         f"over the delays seen the curve is exp(-d alpha / d0), alpha / d0 = "
+                         f"{60 * decay_fit.alpha / decay_fit.d0:.3g} per hour (flat when ~0), and the Wald intervals "
+                         "of d0 and alpha are not meaningful; read decay_fit.curve(d)")
     except LabError as exc:
         notes.append(f"decay not fitted, base scenario's kept: {exc}")
 
@@ -586,9 +590,10 @@ def _fixed_rows(volume, channels, decay_fit, decay_tab, df, base, notes, owner_r
     if "channel" not in df:
         rows[-1]["reason"] = "no channel column: one channel 'all'"
     if decay_fit is not None:
-        flat = (f"no power-law bend seen: d0 stopped at {decay_fit.d0:.3g} min, the curve is exp(-d alpha / d0) "
-                "over the delays seen (with the assumed contact curve few leads are answered late, so the export "
-                "shows Q mostly over the first minutes): no interval; ")
+        flat = (f"no power-law bend seen (d0 {decay_fit.d0:.3g} min, alpha {decay_fit.alpha:.3g}): over the delays "
+                f"seen Q is exp(-d alpha / d0), alpha / d0 = {60 * decay_fit.alpha / decay_fit.d0:.3g} per hour "
+                "(with the assumed contact curve few leads are answered late, so the export shows Q mostly over "
+                "the first minutes): no interval; ")
         for _, d in decay_tab.iterrows():
             why = flat + first_why if d["parameter"] in ("d0_minutes", "alpha") and not decay_fit.identified \
                 else first_why
