@@ -27,8 +27,9 @@ minutes for the default contact curve) treats "gone cold" as abandonment: it tak
 cold leads' work off the queue, which the team in the lab still carries, and counts them
 as missed, which the SLA measure does not (a late first touch is a miss either way). On
 the baseline both give the same first guess (3 people on the day shift for
-hot=5m@80%, mql=4h@90%; 2-3 agents an hour either way), while the simulation needs 4 plus
-a weekend shift: the first guess errs by the backlog at opening, not by abandonment. So
+hot=5m@80%, mql=4h@90%; 2-3 agents an hour either way), while the simulation's cheapest
+plan is 3 on the day shift and 2 at weekends (``benchmarks/results_staffing.md``): the
+first guess errs by the backlog at opening, not by abandonment. So
 ``sim.staffing`` staffs with Erlang C by default, proposes a second set of plans that
 staff the off-clock hours (the error that matters), and keeps Erlang A for teams whose
 leads do drop out (``plan_staffing(patience_minutes=...)``, ``lab plan --patience``).
