@@ -102,8 +102,10 @@ def money_sentence(e: pd.DataFrame) -> str:
     if "pipeline_per_quarter_usd" in row:
         parts.append(f"{fmt_money(row['pipeline_per_quarter_usd'].effect, True)} pipeline")
     cost = row.get("team_cost_per_quarter_usd")
-    if cost is not None and abs(cost.effect) >= 1:
+    if cost is not None and cost.effect >= 1:
         parts.append(f"for {fmt_money(cost.effect, True)} of team cost")
+    elif cost is not None and cost.effect <= -1:
+        parts.append(f"with {fmt_money(-cost.effect)} less team cost")
     text = " ".join(parts) + " a quarter" if parts else ""
     net = row.get(OBJECTIVE)
     if net is not None:

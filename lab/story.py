@@ -58,6 +58,12 @@ def fmt(kpi: str, value: float, signed: bool = False) -> str:
     return sign + text
 
 
+def md(text: str) -> str:
+    """Text for a Markdown cell: dollar signs escaped, so "$5M to $6M" is never read as
+    mathematics (Jupyter's Markdown treats $...$ as LaTeX)."""
+    return text.replace("\\$", "$").replace("$", "\\$")
+
+
 def label(kpi: str, capital: bool = False) -> str:
     """The KPI in plain words ("pipeline created"); ``capital`` for the start of a line."""
     text = kpi_def(kpi).label
