@@ -110,6 +110,17 @@ def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=Non
     cost, what it does to the SLA and the team's workload (Markdown)."""
     n_pol = len(rec.candidates) - 1
     reps = f" Each figure is the mean of {rec.replications} simulated quarters per policy, on the same leads."
+    broken = rec.limits.check(_means(summary, rec.baseline)) if summary is not None else []
+    if rec.is_baseline and broken:
+        text = (f"**Today's process breaks the limits, and none of the {n_pol} policies tested fixes it:** "
+                f"{'; '.join(broken)}. Keep today's process only until a policy that meets the limits is found "
+                f"(try more SDRs, other shifts or higher cut-offs, or `lab plan` for the least-cost team that meets "
+                f"the SLA).")
+        others = rec.candidates[rec.candidates["policy"] != rec.baseline].head(1)
+        if len(others):
+            r = others.iloc[0]
+            text += f" The policy with the most net value, **{rec.title(r['policy'])}**: {r['verdict']}."
+        return text + reps
     if rec.is_baseline:
         text = (f"**Keep today's process.** None of the {n_pol} policies tested adds net value (gross profit minus "
                 f"team and marketing cost) with 95% confidence while keeping SLA attainment and SDR workload "

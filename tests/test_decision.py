@@ -111,3 +111,18 @@ def test_nothing_beats_today(tmp_path):
     table = story.decision_table(rec, result.summary)
     assert list(table.index) == [rec.title(p) for p in rec.candidates["policy"]]
     assert np.all(table.columns.str.len() < 60)
+
+
+def test_a_today_that_breaks_the_limits_is_never_called_fine(tmp_path):
+    """Two SDRs cannot answer the baseline's leads: keeping today is not presented as a
+    choice within limits, and the headline says which limits today breaks."""
+    body = """\
+  - {name: baseline, title: Today's process}
+  - {name: relax, title: 24-hour MQL SLA, set: {sla.mql_minutes: 1440}}
+"""
+    pset, _, result = _sweep(_policy_file(tmp_path, body, {"team": {"sdrs": 2}}))
+    rec = recommend(result.kpis, policies=pset)
+    assert rec.is_baseline
+    text = story.headline(rec, result.summary)
+    assert text.startswith("**Today's process breaks the limits") and "below 80%" in text
+    assert "Keep today's process.**" not in text
