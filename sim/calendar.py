@@ -106,6 +106,19 @@ def union_intervals(groups) -> list[tuple[float, float]]:
     return [(s, e) for s, e in out]
 
 
+def sla_clock(scn, extra_days: int = 60) -> BusinessClock:
+    """The clock SLAs are judged on: the office calendar's working minutes, or, with
+    ``sla.schedule: owner``, the team's own hours (the union of its shifts), as the
+    engine's deadlines count them while a lead waits in the shared queue."""
+    cal, team = scn.calendar, scn.team
+    if scn.sla.schedule != "owner" or cal.always_open:
+        return BusinessClock(cal, extra_days)
+    days = cal.horizon_days + extra_days
+    groups = ([working_intervals(cal, days, s) for s in team.shifts] if team.shifts
+              else [working_intervals(cal, days)])
+    return BusinessClock(cal, extra_days, intervals=union_intervals(groups))
+
+
 def hour_of_week(cal: Calendar, t) -> np.ndarray:
     """Hour of week (0 = Monday 00:00) of run times ``t`` in minutes."""
     offset = cal.start_date.weekday() * 24

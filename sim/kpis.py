@@ -38,7 +38,7 @@ import pandas as pd
 
 from common.errors import LabError
 from common.intervals import summarise_means
-from sim.calendar import BusinessClock
+from sim.calendar import BusinessClock, sla_clock
 from sim.economics import money_kpis
 from sim.scenario import REASONS, SEGMENTS, Scenario
 
@@ -259,7 +259,8 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
         costs, win odds and revenue target the KPIs use.
     """
     cal = scn.calendar
-    clock = clock or BusinessClock(cal)
+    # SLAs judged on the owner's schedule count the team's own hours (sim.calendar.sla_clock).
+    clock = sla_clock(scn) if scn.sla.schedule == "owner" else (clock or BusinessClock(cal))
     origin = pd.Timestamp(cal.start_date)
     w0 = cal.warmup_days * DAY if start is None else (pd.Timestamp(start) - origin) / MINUTE
     w1 = cal.horizon_days * DAY if end is None else (pd.Timestamp(end) - origin) / MINUTE

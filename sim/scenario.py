@@ -239,7 +239,8 @@ class SLA(Strict):
     # Whose working hours a business clock counts: the office calendar's, or the owner's
     # own (a round-robin owner's shift and holidays; the team's hours, the union of its
     # shifts, while a lead waits in a shared queue). Affects the engine's deadlines (edf,
-    # breach timers); the KPIs measure attainment on the office calendar.
+    # breach timers) and the KPIs: attainment and business response times count the
+    # team's hours (sim.calendar.sla_clock).
     schedule: Literal["office", "owner"] = "office"
 
 

@@ -179,3 +179,22 @@ def test_simulate_with_one_replication_prints_na_for_intervals(tmp_path, capsys)
     out = capsys.readouterr().out
     assert rc == 0
     assert "n/a" in out and "[" not in out.split("\n", 3)[-1]
+
+
+def test_sla_on_the_owners_schedule_counts_the_teams_hours():
+    """A Hot lead created at 07:30 on a Monday and first touched at 07:50, by a team whose
+    shift starts at 07:00: 20 business minutes on the team's own clock (past a 15-minute
+    SLA), 0 on the 9-18 office clock (met)."""
+    doc = {"calendar": {"start_date": "2026-01-05", "horizon_days": 7, "warmup_days": 0},
+           "sla": {"hot_minutes": 15, "mql_minutes": 240, "clock": "business"},
+           "team": {"sdrs": 2, "shifts": [{"name": "early", "people": 2, "days": [0, 1, 2, 3, 4], "start_hour": 7,
+                                "end_hour": 15}]},
+           "arrivals": {"leads_per_week": 5, "channels": {"web": {"share": 1.0}}}}
+    t = pd.Timestamp("2026-01-05 07:30")
+    leads = pd.DataFrame({"lead_id": ["A"], "created_at": [t], "channel": ["web"], "band": ["hot"],
+                          "mql_at": [t], "first_response_at": [t + pd.Timedelta(minutes=20)]})
+    office = funnel_kpis(leads, None, build_scenario(doc))
+    owner = funnel_kpis(leads, None, build_scenario({**doc, "sla": {**doc["sla"], "schedule": "owner"}}))
+    assert office["sla_attainment_hot"] == 1.0 and office["response_median_business_minutes"] == 0.0
+    assert owner["sla_attainment_hot"] == 0.0 and owner["response_median_business_minutes"] == pytest.approx(20.0)
+    assert owner["response_median_minutes"] == office["response_median_minutes"] == pytest.approx(20.0)
