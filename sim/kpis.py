@@ -138,6 +138,13 @@ KPIS: dict[str, KPI] = {k.name: k for k in [
     _k("marketing_spend_usd", "USD", "money", "marketing spend", "leads times the scenario's cost per lead of their channel"),
     _k("marketing_roi", "USD per USD", "ratio", "marketing ROI", "expected_revenue_usd / marketing_spend_usd"),
     _k("reassigned_count", "passes", "count", "reassigned leads", "leads taken from a rep who missed the SLA"),
+    _k("breach_count", "passes", "count", "SLA breaches acted on",
+       "first touches still waiting at their SLA deadline under routing.on_breach (alert, escalate or reassign), "
+       "over the run"),
+    _k("escalated_count", "passes", "count", "escalated leads",
+       "breached first touches moved to another team (routing.on_breach = escalate), over the run"),
+    _k("overflow_utilisation", "share", "share", "overflow team utilisation",
+       "busy minutes / on-duty minutes of the overflow team inside the window"),
     # Cost and value (sim.economics, the one home of these formulas).
     _k("team_cost_usd", "USD", "money", "team cost",
        "loaded cost of the SDRs (shift premiums included), overflow pool and AEs over the window"),
@@ -396,10 +403,16 @@ def _segments(leads: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(e), "mid", segment_of(np.nan_to_num(e, nan=1.0)))
 
 
-def team_kpis(pools: dict, reassigned: int) -> dict[str, float]:
+def team_kpis(pools: dict, reassigned: int, breaches: int = 0, escalated: int = 0,
+              other: dict | None = None) -> dict[str, float]:
     """Utilisation and queue KPIs of each pool, from the simulator's own measurements
-    (``sim.engine.Pool.stats``: time averages over the same window as every other KPI)."""
+    (``sim.engine.Pool.stats``: time averages over the same window as every other KPI),
+    and what enforced the SLA: breaches acted on and escalations (counted over the run).
+    ``other``: pools without KPIs of their own (the overflow team): utilisation only."""
     k: dict[str, float] = {}
+    for name, p in (other or {}).items():
+        if name == "overflow" and "busy_minutes" in p:
+            k["overflow_utilisation"] = _rate(p["busy_minutes"], p["duty_minutes"])
     for name, p in pools.items():
         k[f"{name}_utilisation"] = _rate(p["busy_minutes"], p["duty_minutes"])
         for key in ("mean_waiting_first_touch", "mean_waiting_attempts", "max_waiting_first_touch",
@@ -407,6 +420,8 @@ def team_kpis(pools: dict, reassigned: int) -> dict[str, float]:
             if key in p:
                 k[f"{name}_{key}"] = float(p[key])
     k["reassigned_count"] = float(reassigned)
+    k["breach_count"] = float(breaches)
+    k["escalated_count"] = float(escalated)
     return k
 
 
@@ -419,7 +434,7 @@ def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, floa
     # Only what the KPIs read: the same values as the full export and event log on disk
     # (tests/test_kpis.py compares them to the last bit).
     k = funnel_kpis(crm_export(rep.leads, scn, KPI_LEAD_COLUMNS), pass_events(rep.episodes, scn), scn, clock=clock)
-    k.update(team_kpis(rep.pools, rep.reassigned))
+    k.update(team_kpis(rep.pools, rep.reassigned, rep.breaches, rep.escalated, rep.other_pools))
     return k
 
 

@@ -11,7 +11,8 @@ from calibration.history import read_history
 from common.paths import DATA, SCENARIOS
 from lab.cli import main
 from sim.experiment import run_scenario
-from sim.kpis import KPIS, funnel_kpis, kpi
+from sim.calendar import BusinessClock
+from sim.kpis import KPIS, funnel_kpis, kpi, replication_kpis
 from sim.output import write_result
 from sim.scenario import build_scenario, load_scenario
 
@@ -31,8 +32,9 @@ def written(tmp_path_factory):
 
 
 def _funnel_names(columns):
-    return [c for c in columns if c in KPIS and c != "reassigned_count" or c.startswith(("win_rate_channel_",
-                                                                                          "deal_size_mean_usd_"))]
+    engine_only = {"reassigned_count", "breach_count", "escalated_count", "overflow_utilisation"}
+    return [c for c in columns if c in KPIS and c not in engine_only or c.startswith(("win_rate_channel_",
+                                                                                       "deal_size_mean_usd_"))]
 
 
 def test_kpis_of_a_run_equal_the_kpis_of_its_saved_export(written):
@@ -198,3 +200,22 @@ def test_sla_on_the_owners_schedule_counts_the_teams_hours():
     assert office["sla_attainment_hot"] == 1.0 and office["response_median_business_minutes"] == 0.0
     assert owner["sla_attainment_hot"] == 0.0 and owner["response_median_business_minutes"] == pytest.approx(20.0)
     assert owner["response_median_minutes"] == office["response_median_minutes"] == pytest.approx(20.0)
+
+
+def test_breaches_escalations_and_the_overflow_team_are_kpis():
+    """On a breach the lead moves to a one-person overflow team: every escalation is a
+    breach acted on, and the overflow team's utilisation is measured on its own hours."""
+    from sim.model import run_replication
+
+    scn = load_scenario(SCENARIOS / "baseline.yaml", {"routing.on_breach": "escalate", "team.overflow_people": 1,
+                                                      "sla.mql_minutes": 30, "calendar.horizon_days": 28})
+    rep = run_replication(scn, 0, seed=3)
+    k = replication_kpis(scn, rep, BusinessClock(scn.calendar))
+    assert k["breach_count"] == rep.breaches > 0
+    assert 0 < k["escalated_count"] == rep.escalated <= k["breach_count"]
+    o = rep.other_pools["overflow"]
+    assert 0 < k["overflow_utilisation"] == o["busy_minutes"] / o["duty_minutes"] <= 1
+    base = replication_kpis(load_scenario(SCENARIOS / "baseline.yaml", {"calendar.horizon_days": 28}),
+                            run_replication(load_scenario(SCENARIOS / "baseline.yaml", {"calendar.horizon_days": 28}),
+                                            0, seed=3), BusinessClock(scn.calendar))
+    assert base["breach_count"] == base["escalated_count"] == 0 and "overflow_utilisation" not in base
