@@ -55,3 +55,4 @@ def write_fit_report(fit, folder) -> list[Path]:
     if fit.joins is not None:
         out.append(atomic_write_text(folder / "join_report.csv", fit.joins.table().to_csv(index=False)))
     return out
+

@@ -29,7 +29,7 @@ SECTIONS = {
                          "How well each model ranks held-out leads", "Conversion by score decile",
                          "Conversion by band", "The new points table", "Cut-offs the team can absorb",
                          "Compared with the model in use", "Saving the model"],
-    "02_fit_funnel": ["Fitting the funnel to history", "What the history says", "Speed-to-lead in this history",
+    "02_fit_funnel": ["Fitting the funnel to history", "What the history says", "The shared dashboard on this export", "Speed-to-lead in this history",
                       "Conversion rates", "Stage durations and deal sizes", "Back-test against history",
                       "Saving the fitted scenario"],
     "03_sla_policies": ["SLA, routing and staffing policies, side by side", "Today's process, the starting point",
