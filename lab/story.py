@@ -143,7 +143,7 @@ def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=Non
              f"It adds **{fmt(rec.objective, net['effect'], signed=True)} of {label(rec.objective)}** "
              f"(95% interval {fmt(rec.objective, net['low'], signed=True)} to "
              f"{fmt(rec.objective, net['high'], signed=True)}) against today's process: "
-             f"{rec.candidates.set_index('policy').loc[rec.policy, 'money']}."]
+             f"{rec.candidates.set_index('policy').loc[rec.policy, 'money'].split(': net ')[0]}."]
     if summary is not None:
         s, b = _means(summary, rec.policy), _means(summary, rec.baseline)
         parts.append(
