@@ -92,9 +92,10 @@ def fmt_money(value: float, signed: bool = False) -> str:
     return sign + text
 
 
-def money_sentence(e: pd.DataFrame) -> str:
+def money_sentence(e: pd.DataFrame, with_net: bool = True) -> str:
     """A policy's trade in money per quarter: "+$0.90M pipeline for +$71k of team cost a
-    quarter: net -$40k (95% interval -$60k to -$20k)"."""
+    quarter: net -$40k (95% interval -$60k to -$20k)" (without the net part when
+    ``with_net`` is false, for text that quotes the net value already)."""
     row = {r.kpi: r for r in e.itertuples()}
     if row and all(r.effect == 0 and r.low == r.high for r in row.values()):
         return "no change in pipeline, revenue or cost (the team works exactly as today)"
@@ -107,7 +108,7 @@ def money_sentence(e: pd.DataFrame) -> str:
     elif cost is not None and cost.effect <= -1:
         parts.append(f"with {fmt_money(-cost.effect)} less team cost")
     text = " ".join(parts) + " a quarter" if parts else ""
-    net = row.get(OBJECTIVE)
+    net = row.get(OBJECTIVE) if with_net else None
     if net is not None:
         ci = (f" (95% interval {fmt_money(net.low, True)} to {fmt_money(net.high, True)})"
               if net.low == net.low and net.low != net.high else "")
@@ -181,10 +182,11 @@ def recommend(kpis: pd.DataFrame, baseline: str = "baseline", objective: str = O
                        (r.money + ("; " if r.money else "") + r.reasons) if r.reasons else
                        (r.money + "; less net value than the recommended policy")
                        for r in cand.itertuples()]
-    titles, descriptions, changes = {}, {}, {}
+    from lab.chain import titles as policy_titles
+
+    titles, descriptions, changes = policy_titles(policies), {}, {}
     if policies is not None:
         for pol in policies.policies:
-            titles[pol.name] = getattr(pol, "title", "") or pol.name
             descriptions[pol.name] = pol.description
             changes[pol.name] = dict(pol.set)
     others = cand[cand["policy"] != baseline]

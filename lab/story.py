@@ -1,14 +1,10 @@
-"""The leadership report in plain sentences, written from the numbers of a sweep.
+"""The leadership report in plain sentences and narrow tables, from the numbers of a sweep.
 
-``recommend`` picks the policy with the best expected pipeline (or another objective)
-among those whose SLA attainment and SDR utilisation stay within limits, and measures
-its effect against the baseline on common random numbers: replication ``r`` of every
-policy sees the same leads (``sim.experiment``), so the effect is the mean of the paired
-differences and its 95% interval is ``mean +- t(n-1) sd / sqrt(n)`` of those differences,
-narrower than the two policies' separate intervals suggest.
-
-``headline``, ``threshold_story`` and ``assumptions_and_risks`` turn the numbers into
-Markdown a director reads in a minute; ``policy_table`` lays the policies side by side.
+The decision itself (which policy, its paired effects, the limits) is ``lab.decision``;
+this module writes it in words: ``headline``, ``threshold_story`` and
+``assumptions_and_risks`` as Markdown a director reads in a minute, ``decision_table``,
+``kpi_rows`` and ``cutoff_table`` with policies as rows so they fit a page, and the saved
+sweeps and models the report reads (``load_sweep``, ``points_overview``, ``provenance``).
 """
 from __future__ import annotations
 
@@ -23,12 +19,6 @@ from sim.kpis import kpi as kpi_def
 # The rule and its effects live in lab.decision; this module writes them in words.
 from lab.decision import (EFFECT_KPIS, OBJECTIVE, Limits, Recommendation, _vs, effects,  # noqa: F401
                           fmt_money, money_sentence, recommend)
-
-# KPI names, units, plain labels and kinds (which pick the number format) live in
-# sim.kpis, the lab's one KPI vocabulary.
-TABLE_KPIS = ["mql_per_week", "response_median_minutes", "response_p90_minutes", "sla_attainment_hot",
-              "sla_attainment_mql", "sql_count", "opportunity_count", "pipeline_usd", "won_count",
-              "expected_revenue_usd", "sdr_utilisation"]
 
 
 # ------------------------------------------------------------------ formatting
@@ -78,29 +68,6 @@ def _bounds(kpi: str, low: float, high: float) -> tuple[float, float]:
     return clip_interval(low, high, *kpi_def(kpi).bounds)
 
 
-def policy_table(summary: pd.DataFrame, policies=None, kpis=None, intervals: bool = True) -> pd.DataFrame:
-    """Policies side by side: one row per KPI in plain words, 'mean (low - high)' cells
-    (the mean alone with ``intervals=False``, for a page with many policies)."""
-    kpis = kpis or TABLE_KPIS
-    policies = list(policies) if policies is not None else list(dict.fromkeys(summary["policy"]))
-    s = summary[summary["kpi"].isin(kpis) & summary["policy"].isin(policies)]
-    cells = {}
-    for r in s.itertuples():
-        lo, hi = _bounds(r.kpi, r.ci_low, r.ci_high)
-        cells[(r.kpi, r.policy)] = (f"{fmt(r.kpi, r.mean)} ({fmt(r.kpi, lo)} - {fmt(r.kpi, hi)})" if intervals
-                                    else fmt(r.kpi, r.mean))
-    rows = [k for k in kpis if any((k, p) in cells for p in policies)]
-    out = pd.DataFrame([[cells.get((k, p), "") for p in policies] for k in rows],
-                       index=[label(k) for k in rows], columns=policies)
-    out.index.name = "95% interval in brackets" if intervals else "mean over replications"
-    return out
-
-
-def _interval(kpi: str, e: pd.Series) -> str:
-    return f"{fmt(kpi, e['effect'], signed=True)} (95% interval {fmt(kpi, e['low'], signed=True)} to " \
-           f"{fmt(kpi, e['high'], signed=True)})"
-
-
 def _means(summary: pd.DataFrame, policy: str) -> pd.Series:
     return summary[summary["policy"] == policy].set_index("kpi")["mean"]
 
@@ -143,7 +110,7 @@ def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=Non
              f"It adds **{fmt(rec.objective, net['effect'], signed=True)} of {label(rec.objective)}** "
              f"(95% interval {fmt(rec.objective, net['low'], signed=True)} to "
              f"{fmt(rec.objective, net['high'], signed=True)}) against today's process: "
-             f"{rec.candidates.set_index('policy').loc[rec.policy, 'money'].split(': net ')[0]}."]
+             f"{money_sentence(rec.effects, with_net=False)}."]
     if summary is not None:
         s, b = _means(summary, rec.policy), _means(summary, rec.baseline)
         parts.append(
@@ -434,15 +401,6 @@ class SavedSweep:
         return {n: build_scenario(doc, source=f"{self.path}/run.json ({n})")
                 for n, doc in self.meta.get("scenarios", {}).items()}
 
-    @property
-    def measured_weeks(self) -> float | None:
-        """Weeks of the horizon after the warm-up (the period the KPIs cover)."""
-        for s in self.meta.get("scenarios", {}).values():
-            cal = s["calendar"]
-            return (cal["horizon_days"] - cal["warmup_days"]) / 7.0
-        return None
-
-
 def load_sweep(path) -> SavedSweep:
     """Read ``kpis``, ``summary``, ``run.json`` and, if saved, ``leads`` of a sweep folder."""
     import json
@@ -547,14 +505,3 @@ def trust_section(today):
                      "twin (95% prediction interval)": f"{f(r.simulated)} ({f(r.pi_low)} to {f(r.pi_high)})"
                      if r.verdict != "not testable" else "", "verdict": r.verdict})
     return pd.DataFrame(rows).set_index("KPI")
-
-
-def cutoff_grid(table, mql_cutoffs, current_mql: float = 0.0, step: float = 5.0, half_width: int = 2):
-    """The MQL cut-offs to try and today's cut-off, on the scale of ``table``.
-
-    An empty ``mql_cutoffs`` centres the grid on the table's own MQL cut-off (a refitted
-    table carries the cut-offs chosen for the team's capacity, which need not be 60);
-    ``current_mql`` of 0 or less means the table's own cut-off."""
-    own = float(table.thresholds.mql)
-    grid = [float(m) for m in mql_cutoffs] or [own + step * k for k in range(-half_width, half_width + 1)]
-    return grid, (own if current_mql <= 0 else float(current_mql))
