@@ -2,20 +2,31 @@
 lead attributes sampled per channel, scored with a points table into bands.
 
 Everything here is sampled in bulk with numpy: arrivals do not contend for capacity.
+
+Regions in other time zones (``arrivals.region_timezones``): the hour-of-week profile is
+read on each lead's local clock. The process is drawn as without zones, plus a margin of
+``ZONE_MARGIN_DAYS`` days before and after the run (drawn after the run's own draws, so
+these stay the same); each lead gets its attributes, region included, and a lead of a
+zoned region then moves to the instant its local arrival time stands for on the
+calendar's clock (``sim.calendar.zone_to_run_minutes``). Leads are marked with a region
+independently of their time, so each region's arrivals stay a non-homogeneous Poisson
+process, now with the profile on its own clock; leads moved out of the run are dropped
+and the margin supplies those moved in.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from sim.calendar import hour_of_week
+from sim.calendar import hour_of_week, zone_to_run_minutes
 from sim.columns import labels
-from sim.scenario import SENIORITY, Scenario
+from sim.scenario import REGIONS, SENIORITY, Scenario
 
 TARGET_INDUSTRIES = ("software", "financial_services", "healthcare")
 OTHER_INDUSTRIES = ("retail", "education", "manufacturing", "public_sector")
-TARGET_REGIONS = ("north_america", "europe")
-OTHER_REGIONS = ("apac", "latam", "mea")
+TARGET_REGIONS = REGIONS[:2]  # north_america, europe
+OTHER_REGIONS = REGIONS[2:]   # apac, latam, mea
+ZONE_MARGIN_DAYS = 2  # no two zones are 48 hours apart
 ENGAGEMENT = ("demo_requests", "pricing_page_visits", "content_downloads", "web_visits", "webinars")
 
 
@@ -45,18 +56,58 @@ def hourly_rates(scn: Scenario) -> np.ndarray:
 def arrival_times(scn: Scenario, rng: np.random.Generator) -> np.ndarray:
     """Sorted arrival minutes over the horizon: a Poisson count per hour, uniform within.
 
-    A piecewise-constant rate makes this an exact non-homogeneous Poisson process."""
+    A piecewise-constant rate makes this an exact non-homogeneous Poisson process. With
+    ``arrivals.region_timezones`` the minutes are local-clock minutes and run from
+    ``ZONE_MARGIN_DAYS`` days before the start to as many after the horizon (the
+    margin's draws follow the run's own); ``sample_leads`` moves and trims them."""
     hours = scn.calendar.horizon_days * 24
-    rates = hourly_rates(scn)[hour_of_week(scn.calendar, np.arange(hours) * 60.0)]
+    t = _poisson_hours(scn, np.arange(hours) * 60.0, rng)
+    if scn.arrivals.region_timezones:
+        m = ZONE_MARGIN_DAYS * 24
+        margin = np.r_[np.arange(-m, 0), np.arange(hours, hours + m)] * 60.0
+        t = np.sort(np.r_[t, _poisson_hours(scn, margin, rng)])
+    return t
+
+
+def _poisson_hours(scn: Scenario, starts_minutes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted arrival minutes in the hours starting at ``starts_minutes``."""
+    rates = hourly_rates(scn)[hour_of_week(scn.calendar, starts_minutes)]
     counts = rng.poisson(rates)
-    starts = np.repeat(np.arange(hours) * 60.0, counts)
+    starts = np.repeat(starts_minutes, counts)
     t = starts + rng.random(starts.size) * 60.0
     t.sort()
     return t
 
 
 def sample_leads(scn: Scenario, t: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """Attributes for leads arriving at ``t``: channel, firmographics, persona, engagement."""
+    """Attributes for leads arriving at ``t``: channel, firmographics, persona, engagement.
+
+    With ``arrivals.region_timezones``, ``t`` is ``arrival_times``' local-clock minutes:
+    the leads inside the run draw their attributes first (the same ones as without
+    zones), then the margin's; each lead of a zoned region moves to the run minute of
+    its local arrival time, and the leads inside the run are returned in time order.
+    What changes against no zones: the arrival times of zoned regions' leads, and which
+    leads are in the run at its two ends."""
+    zones = scn.arrivals.region_timezones
+    if not zones:
+        return _sample(scn, t, rng)
+    horizon = scn.calendar.horizon_days * 1440.0
+    inside = (t >= 0) & (t < horizon)
+    df = pd.concat([_sample(scn, t[inside], rng), _sample(scn, t[~inside], rng)], ignore_index=True)
+    local = df["t_created"].to_numpy(dtype=float)
+    run = local.copy()
+    region = df["region"].to_numpy(dtype=object)
+    for name, zone in zones.items():
+        m = region == name
+        run[m] = zone_to_run_minutes(scn.calendar, zone, local[m])
+    keep = np.flatnonzero((run >= 0) & (run < horizon))
+    keep = keep[np.argsort(run[keep], kind="stable")]
+    df["t_created"] = run
+    return df.take(keep).reset_index(drop=True)
+
+
+def _sample(scn: Scenario, t: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """``sample_leads`` for leads on the calendar's clock."""
     n = t.size
     names = list(scn.arrivals.channels)
     shares = np.array([c.share for c in scn.arrivals.channels.values()], dtype=float)

@@ -1,7 +1,10 @@
 """Business hours: which minutes of the run are working minutes, and conversions between
 wall-clock and business minutes.
 
-Time in the simulator is minutes since 00:00 local time of ``calendar.start_date``.
+Time in the simulator is minutes since 00:00 local time of ``calendar.start_date``, in
+the calendar's time zone (``calendar.timezone``), counted on the local wall clock (the
+convention of ``timestamps``). A shift or a lead's region may live in another zone: its
+local times are converted here, once (``zone_to_run_minutes``), daylight saving included.
 """
 from __future__ import annotations
 
@@ -73,11 +76,37 @@ def _holiday_index(cal: Calendar) -> set[int]:
     return {(h - cal.start_date).days for h in cal.holidays}
 
 
+def zone_to_run_minutes(cal: Calendar, zone: str | None, local_minutes) -> np.ndarray:
+    """Minutes since 00:00 of ``cal.start_date`` on the local clock of ``zone`` -> run
+    minutes (the same instants on the calendar's local clock).
+
+    The offset between the zones is taken at each instant, so it follows both zones'
+    daylight-saving dates (London is 5 hours ahead of New York in January, 4 in the weeks
+    of March when only the US has moved). A local time that does not exist (the hour
+    skipped when clocks go forward) moves forward to the first that does; a repeated one
+    (clocks going back) is read as the first, summer-time, reading, as ``timestamps``
+    does. ``zone`` None or the calendar's own: the minutes are returned as they are."""
+    import pandas as pd
+
+    t = np.asarray(local_minutes, dtype=float)
+    if zone is None or zone == cal.timezone or t.size == 0:
+        return t
+    origin = pd.Timestamp(cal.start_date)
+    naive = pd.DatetimeIndex(origin + pd.to_timedelta(t.ravel(), unit="m"))
+    aware = naive.tz_localize(zone, nonexistent="shift_forward", ambiguous=np.ones(t.size, dtype=bool))
+    here = aware.tz_convert(cal.timezone).tz_localize(None)
+    return ((here - origin) / pd.Timedelta(minutes=1)).to_numpy(dtype=float).reshape(t.shape)
+
+
 def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> list[tuple[float, float]]:
-    """On-duty ``[start, end)`` minute intervals for the calendar (or one shift of it).
+    """On-duty ``[start, end)`` run-minute intervals for the calendar (or one shift of it),
+    over run days ``0 .. days - 1``.
 
     Holidays close the office for everyone, and a shift's own holidays close it for that
-    shift; a shift may run past midnight (end_hour up to 48)."""
+    shift; a shift may run past midnight (end_hour up to 48). A shift with its own
+    ``timezone`` keeps its days, hours and holidays (the calendar's too) on its own local
+    dates; its intervals are those local times seen on the calendar's clock
+    (``zone_to_run_minutes``), cut at the start of the run."""
     if cal.always_open:
         return [(0.0, float(days * MIN_PER_DAY))]
     holidays = _holiday_index(cal)
@@ -87,12 +116,22 @@ def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> l
     days_on = shift.days if shift is not None else cal.working_days
     start_h = shift.start_hour if shift is not None else cal.open_hour
     end_h = shift.end_hour if shift is not None else cal.close_hour
-    out = []
-    for d in range(days):
-        if (week0 + d) % 7 not in days_on or d in holidays:
-            continue
-        out.append((d * MIN_PER_DAY + start_h * 60.0, d * MIN_PER_DAY + end_h * 60.0))
-    return out
+    zone = shift.timezone if shift is not None else None
+    if zone is None or zone == cal.timezone:
+        out = []
+        for d in range(days):
+            if (week0 + d) % 7 not in days_on or d in holidays:
+                continue
+            out.append((d * MIN_PER_DAY + start_h * 60.0, d * MIN_PER_DAY + end_h * 60.0))
+        return out
+    # Local days from two before the run to two after: no two zones are 48 hours apart,
+    # so every local day that can touch the run's days is among them.
+    local = [d for d in range(-2, days + 2) if (week0 + d) % 7 in days_on and d not in holidays]
+    base = np.asarray(local, dtype=float) * MIN_PER_DAY
+    starts = zone_to_run_minutes(cal, zone, base + start_h * 60.0).tolist()
+    ends = zone_to_run_minutes(cal, zone, base + end_h * 60.0).tolist()
+    horizon = days * MIN_PER_DAY
+    return [(max(s, 0.0), e) for s, e in zip(starts, ends) if e > 0.0 and s < horizon]
 
 
 def union_intervals(groups) -> list[tuple[float, float]]:

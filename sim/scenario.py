@@ -28,6 +28,8 @@ NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 BANDS_ROUTED = ("hot", "mql")
 REASONS = ("not_icp", "no_intent", "no_timing", "wrong_role", "blocker")
 SEGMENTS = ("smb", "mid", "enterprise")
+# Where a lead's company is (sim.arrivals samples them; the first two are the seeds' target regions).
+REGIONS = ("north_america", "europe", "apac", "latam", "mea")
 SENIORITY = ("c_level", "vp", "director", "manager", "individual")
 
 
@@ -122,6 +124,19 @@ class DecayCurve(Strict):
 
 
 # ---- sections -------------------------------------------------------------------------
+def check_zone(v: str | None) -> str | None:
+    """An IANA time zone name, checked (None passes: the calendar's zone)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if v is None:
+        return v
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')")
+    return v
+
+
 class Calendar(Strict):
     """When the team works. Times are local to ``timezone``; the run starts at 00:00 of
     ``start_date``."""
@@ -139,13 +154,7 @@ class Calendar(Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')")
-        return v
+        return check_zone(v)
 
     @model_validator(mode="after")
     def _hours(self):
@@ -157,7 +166,12 @@ class Calendar(Strict):
 
 
 class Shift(Strict):
-    """A group of SDRs working the same hours (local time of the calendar)."""
+    """A group of SDRs working the same hours.
+
+    The hours, days and holidays are local to ``timezone`` (None: the calendar's); a
+    shift in another zone follows its own daylight-saving dates (``sim.calendar.working_intervals``).
+    With ``routing.route_by``, ``regions`` or ``segments`` name the leads this shift
+    works; a shift with no list works the leads no other shift lists."""
 
     name: str = "day"
     people: Annotated[int, Field(ge=1)] = 1
@@ -165,6 +179,26 @@ class Shift(Strict):
     start_hour: Annotated[float, Field(ge=0, le=24)] = 9.0
     end_hour: Annotated[float, Field(ge=0, le=48)] = 18.0
     holidays: list[date] = []  # this shift's own days off, on top of the calendar's holidays
+    timezone: str | None = None
+    regions: list[str] | None = None
+    segments: list[str] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v):
+        return check_zone(v)
+
+    @field_validator("regions", "segments")
+    @classmethod
+    def _known(cls, v, info):
+        allowed = REGIONS if info.field_name == "regions" else SEGMENTS
+        unknown = [x for x in v or [] if x not in allowed]
+        if unknown:
+            raise ValueError(f"unknown {info.field_name[:-1]}(s) {unknown}; allowed {list(allowed)}")
+        if v is not None and not v:
+            raise ValueError(f"an empty list of {info.field_name} covers nothing; leave it out for a shift "
+                             f"that works what no other shift lists")
+        return v
 
     @model_validator(mode="after")
     def _order(self):
@@ -296,6 +330,19 @@ class Arrivals(Strict):
     leads_per_week: PosFloat = 770.0
     profile: Literal["business", "flat"] | list[NonNeg] = "business"
     channels: dict[str, Channel] = Field(default_factory=_default_channels)
+    # Region -> IANA time zone: the profile applies on each such region's local clock
+    # (European leads arrive in European business hours); other regions: the calendar's.
+    region_timezones: dict[str, str] = {}
+
+    @field_validator("region_timezones")
+    @classmethod
+    def _regions(cls, v):
+        unknown = [r for r in v if r not in REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region(s) {unknown}; allowed {list(REGIONS)}")
+        for zone in v.values():
+            check_zone(zone)
+        return v
 
     @field_validator("profile")
     @classmethod
