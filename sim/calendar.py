@@ -146,16 +146,93 @@ def union_intervals(groups) -> list[tuple[float, float]]:
 
 
 def sla_clock(scn, extra_days: int = 60) -> BusinessClock:
-    """The clock SLAs are judged on: the office calendar's working minutes, or, with
-    ``sla.schedule: owner``, the team's own hours (the union of its shifts), as the
-    engine's deadlines count them while a lead waits in the shared queue."""
-    cal, team = scn.calendar, scn.team
-    if scn.sla.schedule != "owner" or cal.always_open:
-        return BusinessClock(cal, extra_days)
-    days = cal.horizon_days + extra_days
-    groups = ([working_intervals(cal, days, s) for s in team.shifts] if team.shifts
-              else [working_intervals(cal, days)])
-    return BusinessClock(cal, extra_days, intervals=union_intervals(groups))
+    """The clock SLAs are judged on for a pass with no owner and no routing group: the
+    office calendar's working minutes, or, with ``sla.schedule: owner``, the team's own
+    hours (the union of its shifts). ``SlaClocks`` gives every pass its own."""
+    return SlaClocks(scn, extra_days=extra_days).team
+
+
+class SlaClocks:
+    """The business clocks SLA deadlines and SLA KPIs count on, and which pass counts on
+    which: the one home of that rule, for the engine's deadlines (``sim.engine``) and the
+    KPIs (``sim.kpis.funnel_kpis``) alike.
+
+    ``sla.schedule: office`` (or an always-open calendar): the calendar's working minutes
+    for every pass. ``sla.schedule: owner``:
+
+    * a pass with an owner under round robin: the owner's own shift (its hours, days,
+      holidays and time zone), ``workers[k]`` for SDR ``k`` (numbered through the shifts
+      in order);
+    * a pass with no owner (yet), or in a shared queue (fifo, priority, edf): the hours of
+      the shifts that may take it, ``groups[g]`` for routing group ``g`` with
+      ``routing.route_by`` (the union of the group's shifts), else ``team``, the union of
+      every shift (the calendar's hours without shifts).
+
+    Parameters
+    ----------
+    scn : the scenario.
+    office : the calendar's clock, when already built (it is the same for every pass
+        under the office schedule).
+    extra_days : days after the horizon the clocks reach (leads still open).
+    """
+
+    def __init__(self, scn, office: BusinessClock | None = None, extra_days: int = 60):
+        cal, team = scn.calendar, scn.team
+        self.office = office if office is not None else BusinessClock(cal, extra_days)
+        self.by_owner = scn.sla.schedule == "owner" and not cal.always_open
+        self.round_robin = scn.routing.policy == "round_robin"
+        self.team, self.groups, self.workers = self.office, None, None
+        if not self.by_owner:
+            return
+        days = cal.horizon_days + extra_days
+        shifts = team.shifts or [None]
+        duty = [working_intervals(cal, days, s) for s in shifts]
+        self.team = BusinessClock(cal, extra_days, intervals=union_intervals(duty))
+        own = [BusinessClock(cal, extra_days, intervals=d) for d in duty]
+        sizes = [s.people for s in team.shifts] if team.shifts else [team.sdrs]
+        self.workers = [c for c, m in zip(own, sizes) for _ in range(m)]
+        route = scn.route_groups()
+        if route is not None:
+            shift_group = route[0]
+            self.groups = [BusinessClock(cal, extra_days, intervals=union_intervals(
+                [d for d, g in zip(duty, shift_group) if g == j])) for j in range(max(shift_group) + 1)]
+
+    def clocks(self, owner=None, group=None) -> tuple[list[BusinessClock], np.ndarray]:
+        """The clocks in use and, for each pass, the index of its own among them;
+        ``owner``: SDR index per pass (-1 none), ``group``: routing group (-1 none)."""
+        n = len(owner) if owner is not None else len(group) if group is not None else 0
+        which = np.zeros(n, dtype=np.int64)
+        out = [self.team]
+        if self.groups is not None and group is not None:
+            g = np.asarray(group, dtype=np.int64)
+            which = np.where(g >= 0, 1 + g, which)
+            out += self.groups
+        if self.workers is not None and self.round_robin and owner is not None:
+            k = np.asarray(owner, dtype=np.int64)
+            which = np.where((k >= 0) & (k < len(self.workers)), len(out) + k, which)
+            out += self.workers
+        return out, which
+
+    def business_delay(self, t0, t1, owner=None, group=None) -> np.ndarray:
+        """Business minutes from ``t0`` to ``t1`` on each pass's own clock."""
+        return self._per_pass("business_delay", owner, group, t0, t1)
+
+    def wall_time_after(self, t0, business_minutes, owner=None, group=None) -> np.ndarray:
+        """Each pass's deadline: ``business_minutes`` after ``t0`` on its own clock."""
+        t0 = np.asarray(t0, dtype=float)
+        return self._per_pass("wall_time_after", owner, group, t0, np.broadcast_to(
+            np.asarray(business_minutes, dtype=float), t0.shape))
+
+    def _per_pass(self, method: str, owner, group, *arrays) -> np.ndarray:
+        arrays = tuple(np.asarray(a, dtype=float) for a in arrays)
+        clocks, which = self.clocks(owner, group)
+        if len(clocks) == 1:
+            return getattr(clocks[0], method)(*arrays)
+        out = np.empty(arrays[0].shape)
+        for j in np.unique(which):
+            m = which == j
+            out[m] = getattr(clocks[j], method)(*(a[m] for a in arrays))
+        return out
 
 
 def hour_of_week(cal: Calendar, t) -> np.ndarray:

@@ -69,7 +69,7 @@ from heapq import heappop, heappush
 import numpy as np
 from itertools import count
 
-from sim.calendar import BusinessClock, union_intervals, working_intervals
+from sim.calendar import BusinessClock, SlaClocks, working_intervals
 from sim.scenario import Scenario
 
 # outcomes of an SDR episode (one pass of a lead through the queue)
@@ -166,7 +166,9 @@ class Pool:
     def __init__(self, engine: "Engine", code: int, people: int,
                  duty: list[list[tuple[float, float]]], handle: np.ndarray, policy: str,
                  unlimited: bool = False, breach: str | None = None, clock: BusinessClock | None = None,
-                 worker_clocks: list | None = None, on_duty_only: bool = False):
+                 worker_clocks: list | None = None, on_duty_only: bool = False,
+                 worker_group: list[int] | None = None, lead_group: list[int] | None = None,
+                 group_clocks: list | None = None):
         self.eng, self.code = engine, code
         self.n = people
         # Handling draws (A, E, n), read per lead and pass: as lists [lead][pass][attempt]
@@ -187,15 +189,24 @@ class Pool:
         # first, or a breach that moves it) is a heap of (key, ticket, lead); an entry is
         # live while its ticket is the lead's (``Engine.ticket``).
         self.heap_mode = not self.rr and (self.edf or breach in ("reassign", "escalate"))
-        self.heap: list = []
         self.on_duty_only = on_duty_only
-        # Business clocks of the SLA deadlines: the team's, and each worker's own (owner schedule).
+        # Routing groups (``routing.route_by``): worker k serves group ``wgroup[k]`` and
+        # lead i belongs to ``lgroup[i]``; each group has its own shared queues (or heap)
+        # and its own rotation. One group (0) for everybody without route_by.
+        self.G = max(worker_group) + 1 if worker_group else 1
+        self.wgroup = worker_group or [0] * people
+        self.lgroup = lead_group
+        self.members = [[k for k in range(people) if self.wgroup[k] == g] for g in range(self.G)]
+        self.heaps: list = [[] for _ in range(self.G)]
+        self.queues = [(deque(), deque()) for _ in range(self.G)]  # shared queues per group: Hot, MQL
+        # Business clocks of the SLA deadlines (``sim.calendar.SlaClocks``): the team's,
+        # each group's and each worker's own (owner schedule).
         self.clock = clock or engine.clock
         self.worker_clocks = worker_clocks
-        self.bands = (deque(), deque())        # shared queues: Hot, MQL
+        self.group_clocks = group_clocks
         self.own = [deque() for _ in range(people)]  # round-robin personal queues
         self.open_count = [0] * people
-        self.rr_next = 0
+        self.rr_next = [0] * self.G  # position of the next rep in each group's rotation
         self.max_open = 0  # most leads one SDR held at once (round-robin)
         self.idle: dict[int, float] = {}       # idle worker -> on duty until (-1: off duty)
         self.current = [-1] * people            # lead in hand
@@ -311,13 +322,14 @@ class Pool:
         if fresh:
             self.waiting_first += 1
         eng.waiting[i] = True
+        g = self.lgroup[i] if self.lgroup is not None else 0
         if self.rr:
-            k = eng.owner[i] if not fresh else self._assign()
+            k = eng.owner[i] if not fresh else self._assign(g)
             if k < 0:
-                self.bands[eng.band[i]].append(i)
+                self.queues[g][eng.band[i]].append(i)
                 if fresh and self.breach:
                     eng.at(self.deadline(i, -1, True), self._breach, i, eng.row[i])
-                self._wake_any()
+                self._wake_any(g)
                 return
             eng.owner[i] = k
             self.own[k].append(i)
@@ -339,21 +351,22 @@ class Pool:
                 key = self.deadline(i, -1, fresh)
             else:
                 key = HOT if self.shared_hot and eng.band[i] == HOT else MQL
-            heappush(self.heap, (key, ticket, i))
+            heappush(self.heaps[g], (key, ticket, i))
             if fresh and self.breach:
                 eng.at(key if self.edf else self.deadline(i, -1, True), self._breach, i, eng.row[i])
         else:
-            self.bands[HOT if self.shared_hot and eng.band[i] == HOT else MQL].append(i)
+            self.queues[g][HOT if self.shared_hot and eng.band[i] == HOT else MQL].append(i)
             if fresh and self.breach:
                 eng.at(self.deadline(i, -1, True), self._breach, i, eng.row[i])
         if self.idle:
-            self._wake_any()
+            self._wake_any(g)
 
     def deadline(self, i: int, k: int, fresh: bool) -> float:
         """The SLA deadline (wall-clock run minutes) of lead ``i``'s attempt now pushed:
         a first touch is due ``sla`` minutes after the pass entered, a later attempt
         ``sla`` minutes after it fell due (its key under earliest deadline first).
-        Business minutes count on the team's clock, or on owner ``k``'s own."""
+        Business minutes count on owner ``k``'s own clock, else on the lead's group's or
+        the team's (the rule of ``sim.calendar.SlaClocks``)."""
         eng = self.eng
         if fresh and self.worker_clocks is None and eng.row[i] < eng.ep.n_first:
             return eng.first_deadline[eng.row[i]]
@@ -361,24 +374,36 @@ class Pool:
         sla = eng.sla[eng.band[i]]
         if not eng.business_sla:
             return t0 + sla
-        clock = self.worker_clocks[k] if (self.worker_clocks and k >= 0) else self.clock
+        if self.worker_clocks and k >= 0:
+            clock = self.worker_clocks[k]
+        elif self.group_clocks is not None:
+            clock = self.group_clocks[self.lgroup[i]]
+        else:
+            clock = self.clock
         return clock.wall_time_after_scalar(t0, sla)
 
-    def _assign(self) -> int:
+    def _assign(self, g: int) -> int:
+        """The rep of group ``g`` a new lead goes to: the next in the group's rotation
+        (under the cap; on duty now with ``assign_on_duty_only``), or -1 (shared queue)."""
         cap = self.eng.cap
+        members = self.members[g]
+        m = len(members)
+        pos = self.rr_next[g]
         if self.on_duty_only:  # the next rep in the rotation who is working now and under the cap
             now = self.eng.now
-            for step in range(self.n):
-                k = (self.rr_next + step) % self.n
+            for step in range(m):
+                j = (pos + step) % m
+                k = members[j]
                 if (cap is None or self.open_count[k] < cap) and (
                         self.since[k] <= now < self.until[k] or self.on_duty(k, now)):
-                    self.rr_next = (k + 1) % self.n
+                    self.rr_next[g] = (j + 1) % m
                     return k
             return -1  # nobody working and free: the shared queue, for the first rep free
-        for step in range(self.n):
-            k = (self.rr_next + step) % self.n
+        for step in range(m):
+            j = (pos + step) % m
+            k = members[j]
             if cap is None or self.open_count[k] < cap:
-                self.rr_next = (k + 1) % self.n
+                self.rr_next[g] = (j + 1) % m
                 return k
         return -1  # everyone at their cap: the lead waits in the shared queue
 
@@ -388,8 +413,9 @@ class Pool:
             eng.owner[i] = -1  # reassigned: any SDR free now may take it
             self.open_count[k] -= 1
             eng.reassigned += 1
-            self.bands[eng.band[i]].append(i)
-            self._wake_any()
+            g = self.wgroup[k]
+            self.queues[g][eng.band[i]].append(i)
+            self._wake_any(g)
 
     def _breach(self, i: int, row: int):
         """The SLA deadline of lead ``i``'s first touch (pass ``row``) has come: if it is
@@ -399,21 +425,22 @@ class Pool:
             return
         eng.breaches += 1
         act = self.breach
-        if act == "reassign":
+        if act == "reassign":  # to the next available rep of the lead's group
+            g = self.lgroup[i] if self.lgroup is not None else 0
             if self.rr:
                 k = eng.owner[i]
                 if k < 0:
                     return  # already in the shared queue: any rep free takes it
                 eng.owner[i] = -1
                 self.open_count[k] -= 1
-                self.bands[eng.band[i]].append(i)
+                self.queues[g][eng.band[i]].append(i)
             else:  # to the front of the shared queue, after earlier breaches
                 eng.tickets += 1
                 ticket = eng.ticket[i] = eng.tickets
-                heappush(self.heap, (-INF, ticket, i))
+                heappush(self.heaps[g], (-INF, ticket, i))
             eng.reassigned += 1
             if self.idle:
-                self._wake_any()
+                self._wake_any(g)
         elif act == "escalate":
             now = eng.now
             if now > self.q_last:
@@ -432,25 +459,30 @@ class Pool:
             eng.escalated += 1
             target.push(i, True)
 
-    def _wake_any(self):
+    def _wake_any(self, g: int = 0):
+        """Wake the first idle worker on duty of group ``g`` (the one group without routing)."""
         now = self.eng.now
+        wgroup = self.wgroup if self.G > 1 else None
         for k, until in self.idle.items():
-            if until > now:
+            if until > now and (wgroup is None or wgroup[k] == g):
                 del self.idle[k]
                 self.next_job(k)
                 return
 
     def idle_on_duty_after(self, t: float) -> bool:
-        """Is a worker idle now who will still be on duty at ``t``?"""
+        """Is a worker idle now who will still be on duty at ``t``? Any group's: an
+        alarm for an item that no idle worker of its group can take changes nothing (the
+        alarm applies the item and the worker stays idle), so asking about every group
+        is safe, and cheaper than finding the next item's group."""
         for until in self.idle.values():
             if until > t:
                 return True
         return False
 
     def pop(self, k: int):
-        """The lead worker ``k`` takes next, or None."""
+        """The lead worker ``k`` takes next, or None (from its own group's queues)."""
         if self.heap_mode:
-            heap, ticket = self.heap, self.eng.ticket
+            heap, ticket = self.heaps[self.wgroup[k]], self.eng.ticket
             while heap:
                 _, t, i = heappop(heap)
                 if ticket[i] == t:
@@ -458,7 +490,7 @@ class Pool:
             return None
         if not self.rr:
             # FIFO or priority: each queued entry is one waiting attempt, Hot queue first.
-            hot, rest = self.bands
+            hot, rest = self.queues[self.wgroup[k]]
             return hot.popleft() if hot else rest.popleft() if rest else None
         eng = self.eng
         waiting = eng.waiting
@@ -469,7 +501,7 @@ class Pool:
                 return i
         if eng.cap is not None and self.open_count[k] >= eng.cap:
             return None  # at the cap: finish own leads before taking shared ones
-        for q in self.bands:
+        for q in self.queues[self.wgroup[k]]:
             while q:
                 # A shared entry may be stale: the lead was reassigned after its owner took it.
                 i = q.popleft()
@@ -561,7 +593,8 @@ class Engine:
     # have; slower, and must give the same history (the tests check it).
     EAGER = False
 
-    def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done):
+    def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done,
+                 groups: np.ndarray | None = None):
         self.clock, self.on_done = clock, on_done
         # The event loop (``run``): a heap of (time, number, callback, argument), popped in
         # time order and, at equal times, in the order scheduled - SimPy's order for
@@ -625,22 +658,34 @@ class Engine:
         self.alarm_at = INF
         days = scn.calendar.horizon_days + 60
         if scn.team.shifts:
-            groups = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts]
-            sdr_duty = [g for g, s in zip(groups, scn.team.shifts) for _ in range(s.people)]
+            shift_duty = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts]
+            sdr_duty = [d for d, s in zip(shift_duty, scn.team.shifts) for _ in range(s.people)]
         else:
-            groups = [working_intervals(scn.calendar, days)]
-            sdr_duty = groups * team.sdrs
+            sdr_duty = [working_intervals(scn.calendar, days)] * team.sdrs
         policy = routing.policy
-        team_clock, worker_clocks = clock, None
-        if self.owner_schedule:  # business minutes on the team's own hours, or the owner's
-            team_clock = BusinessClock(scn.calendar, intervals=union_intervals(groups))
+        # Routing groups: each SDR's (through its shift) and each lead's (``groups``).
+        route = scn.route_groups()
+        worker_group = None
+        self.lead_group = None
+        if route is not None:
+            worker_group = [g for g, s in zip(route[0], scn.team.shifts) for _ in range(s.people)]
+            if groups is None or len(groups) != n_leads or np.any(np.asarray(groups) < 0):
+                raise ValueError(f"routing.route_by={routing.route_by}: the engine needs every lead's routing group "
+                                 f"(Scenario.lead_groups); got {None if groups is None else len(groups)} for "
+                                 f"{n_leads} leads")
+            self.lead_group = np.asarray(groups, dtype=np.int64)
+        team_clock, worker_clocks, group_clocks = clock, None, None
+        self.sla_clocks = None
+        if self.owner_schedule:  # business minutes on the owner's hours, its group's or the team's
+            self.sla_clocks = sla_clocks = SlaClocks(scn, office=clock)
+            team_clock, group_clocks = sla_clocks.team, sla_clocks.groups
             if policy == "round_robin":
-                own = [BusinessClock(scn.calendar, intervals=g) for g in groups]
-                sizes = [s.people for s in scn.team.shifts] if scn.team.shifts else [team.sdrs]
-                worker_clocks = [c for c, m in zip(own, sizes) for _ in range(m)]
+                worker_clocks = sla_clocks.workers
         self.sdr = Pool(self, 0, team.sdrs, sdr_duty, draws.handle, policy, unlimited=team.unlimited,
                         breach=routing.on_breach, clock=team_clock, worker_clocks=worker_clocks,
-                        on_duty_only=routing.assign_on_duty_only)
+                        on_duty_only=routing.assign_on_duty_only, worker_group=worker_group,
+                        lead_group=None if self.lead_group is None else self.lead_group.tolist(),
+                        group_clocks=group_clocks)
         self.hot_to_ae = team.escalate_hot_to_ae
         self.ae = None
         office = [working_intervals(scn.calendar, days)]
@@ -834,11 +879,16 @@ class Engine:
             pools[np.asarray(bands) == HOT] = self.ae.code
         self.ep = Episodes(np.asarray(leads, dtype=np.int64), np.asarray(bands, dtype=np.int64),
                            np.asarray(times, dtype=float), pools)
-        if self.deadlines:  # SLA deadlines of the first passes, in bulk (on the office's or the team's clock)
+        if self.deadlines:  # SLA deadlines of the first passes, in bulk (on the office's, the team's or the group's clock)
             sla = np.where(np.asarray(bands) == HOT, self.sla[HOT], self.sla[MQL])
             t = np.asarray(times, dtype=float)
-            clock = self.clock if self.reassign else self.sdr.clock
-            self.first_deadline = (clock.wall_time_after(t, sla) if self.business_sla else t + sla).tolist()
+            if not self.business_sla:
+                first = t + sla
+            elif self.reassign or self.sdr.group_clocks is None:
+                first = (self.clock if self.reassign else self.sdr.clock).wall_time_after(t, sla)
+            else:
+                first = self.sla_clocks.wall_time_after(t, sla, group=self.lead_group[np.asarray(leads, dtype=np.int64)])
+            self.first_deadline = first.tolist()
         self.due = self.f_t[0]
         for pool in self.pools:
             for k in range(pool.n):

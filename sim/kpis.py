@@ -38,7 +38,7 @@ import pandas as pd
 
 from common.errors import LabError
 from common.intervals import summarise_means
-from sim.calendar import BusinessClock, sla_clock
+from sim.calendar import BusinessClock, SlaClocks
 from sim.economics import money_kpis
 from sim.scenario import REASONS, SEGMENTS, Scenario
 
@@ -48,8 +48,8 @@ MINUTE = pd.Timedelta(minutes=1)
 STAGE_TIMES = ("created_at", "first_response_at", "mql_at", "handoff_at", "decided_at", "sal_at", "sql_at",
                "opportunity_at", "closed_at")
 #: The lead columns ``funnel_kpis`` reads.
-KPI_LEAD_COLUMNS = ("lead_id", "channel", "employee_count", "band", "outcome", "rejection_reason", "amount") \
-    + STAGE_TIMES
+KPI_LEAD_COLUMNS = ("lead_id", "channel", "employee_count", "region", "band", "outcome", "rejection_reason",
+                    "amount", "owner_id") + STAGE_TIMES
 RESPONSE_TARGETS_MINUTES = {"15_minutes": 15.0, "1_hour": 60.0, "24_hours": 1440.0}
 
 
@@ -228,28 +228,88 @@ def run_minutes(s: pd.Series, scn: Scenario) -> np.ndarray:
     return ((_local(s, scn.calendar.timezone) - origin) / MINUTE).to_numpy(dtype=float, na_value=np.nan)
 
 
-def _passes(leads, events, scn, lead_band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(entered, first_touch, routed band) of every pass through the queue, in run minutes."""
+def _passes(leads, events, scn, lead_band, who=None):
+    """(entered, first_touch, routed band, owner, group) of every pass through the queue,
+    times in run minutes. ``who``: per lead (rows of ``leads``), the SDR index of its
+    first pass's owner and its routing group (-1: none); then ``owner`` (from the event
+    log's ``owner_id`` on first touches when it has one, else the lead's owner for its
+    first pass) and ``group`` are given per pass, else they are None."""
     if events is not None and len(events) and (events["stage_change"] == "first_touch").any():
         ev = events[events["stage_change"].isin(["mql", "first_touch"])]
         t = run_minutes(ev["at"], scn)
         band = ev["routed_band"] if "routed_band" in ev else ev["lead_id"].map(
             pd.Series(lead_band, index=leads["lead_id"].to_numpy()))
-        df = pd.DataFrame({"lead": ev["lead_id"].to_numpy(), "kind": ev["stage_change"].to_numpy(), "t": t,
-                           "band": np.asarray(band, dtype=object)})
+        cols = {"lead": ev["lead_id"].to_numpy(), "kind": ev["stage_change"].to_numpy(), "t": t,
+                "band": np.asarray(band, dtype=object)}
+        if who is not None:
+            cols["row"] = _lead_rows(ev["lead_id"], leads)
+            if "owner_id" in ev:
+                cols["owner"] = owner_index(ev["owner_id"], scn)
+        df = pd.DataFrame(cols)
         df = df.sort_values(["lead", "t"], kind="stable")
         df["k"] = df.groupby(["lead", "kind"], sort=False).cumcount()
-        entered = df[df["kind"] == "mql"]
-        touch = df[df["kind"] == "first_touch"][["lead", "k", "t"]].rename(columns={"t": "touch"})
-        p = entered.merge(touch, on=["lead", "k"], how="left")
-        return p["t"].to_numpy(float), p["touch"].to_numpy(float), p["band"].to_numpy(object)
+        entered = df[df["kind"] == "mql"].drop(columns="owner", errors="ignore")
+        touch = df[df["kind"] == "first_touch"][["lead", "k", "t", *(["owner"] if "owner" in df else [])]]
+        p = entered.merge(touch.rename(columns={"t": "touch"}), on=["lead", "k"], how="left")
+        out = p["t"].to_numpy(float), p["touch"].to_numpy(float), p["band"].to_numpy(object)
+        if who is None:
+            return (*out, None, None)
+        row = p["row"].to_numpy(float)
+        known = ~np.isnan(row)
+        row = np.where(known, row, 0).astype(np.int64)
+        group = np.where(known, who[1][row], -1)
+        if "owner" in p:
+            owner = p["owner"].fillna(-1).to_numpy().astype(np.int64)
+        else:  # the lead table knows the owner of the first pass only
+            owner = np.where(known & (p["k"].to_numpy() == 0), who[0][row], -1)
+        return (*out, owner, group)
     if "mql_at" not in leads:
-        return np.array([]), np.array([]), np.array([], dtype=object)
+        empty = np.array([], dtype=np.int64) if who is not None else None
+        return np.array([]), np.array([]), np.array([], dtype=object), empty, empty
     entered = run_minutes(leads["mql_at"], scn)
     touch = run_minutes(leads["first_response_at"], scn) if "first_response_at" in leads \
         else np.full(len(leads), np.nan)
     m = ~np.isnan(entered)
-    return entered[m], touch[m], np.asarray(lead_band, dtype=object)[m]
+    band = np.asarray(lead_band, dtype=object)[m]
+    if who is None:
+        return entered[m], touch[m], band, None, None
+    return entered[m], touch[m], band, who[0][m], who[1][m]
+
+
+def _lead_rows(lead_id: pd.Series, leads: pd.DataFrame) -> np.ndarray:
+    """Row of ``leads`` of each event's lead (NaN when it has none). A run's pass events
+    (``sim.crm.pass_events``) name leads by row number; an export's by ``lead_id``."""
+    if pd.api.types.is_integer_dtype(lead_id) and not pd.api.types.is_integer_dtype(leads["lead_id"]):
+        row = lead_id.to_numpy(dtype=float)
+        return np.where((row >= 0) & (row < len(leads)), row, np.nan)
+    ids = leads["lead_id"].reset_index(drop=True).drop_duplicates()
+    return lead_id.map(pd.Series(ids.index.to_numpy(), index=ids.to_numpy())).to_numpy(dtype=float, na_value=np.nan)
+
+
+def owner_index(owner_id, scn: Scenario) -> np.ndarray:
+    """SDR index of each owner id as the simulator numbers its reps (``SDR00``, ``SDR01``,
+    ... through the shifts in order; ``sim.model``), -1 for a missing id or one that is not
+    an SDR of the scenario (a real export's owners: their hours are unknown, and their
+    passes count on their group's or the team's hours)."""
+    num = pd.Series(owner_id, dtype=object).str.extract(r"^SDR(\d+)$", expand=False)
+    k = pd.to_numeric(num, errors="coerce").to_numpy(dtype=float)
+    ok = ~np.isnan(k) & (k < scn.team.sdrs)
+    return np.where(ok, np.nan_to_num(k, nan=-1.0), -1.0).astype(np.int64)
+
+
+def _who(leads: pd.DataFrame, scn: Scenario, clocks: SlaClocks):
+    """Per lead: the SDR index of its first pass's owner and its routing group, when the
+    SLA clocks tell passes apart by them (``sim.calendar.SlaClocks``); else None."""
+    per_owner = clocks.workers is not None and clocks.round_robin
+    if not (per_owner or clocks.groups is not None):
+        return None
+    n = len(leads)
+    owner = owner_index(leads["owner_id"], scn) if per_owner and "owner_id" in leads else np.full(n, -1)
+    group = None
+    if clocks.groups is not None:
+        region = leads["region"].to_numpy(object) if "region" in leads else np.full(n, None, dtype=object)
+        group = scn.lead_groups(region, _segments(leads, np.ones(n, dtype=bool)))
+    return owner, group if group is not None else np.full(n, -1)
 
 
 def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
@@ -261,13 +321,15 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     Parameters
     ----------
     leads : one row per lead, lab column names, dates naive local or time-zone aware.
-    events : the event log (``lead_id, stage_change, at[, routed_band]``) or None.
+    events : the event log (``lead_id, stage_change, at[, routed_band, owner_id]``) or None;
+        ``owner_id`` on a first touch names the rep who made it (SLAs on the owner's hours).
     scn : the scenario whose calendar (time zone, business hours), SLA targets, channel
         costs, win odds and revenue target the KPIs use.
     """
     cal = scn.calendar
-    # SLAs judged on the owner's schedule count the team's own hours (sim.calendar.sla_clock).
-    clock = sla_clock(scn) if scn.sla.schedule == "owner" else (clock or BusinessClock(cal))
+    # Business minutes on each pass's SLA clock: the office's, or with sla.schedule: owner
+    # its owner's, its routing group's or the team's hours (sim.calendar.SlaClocks).
+    clocks = SlaClocks(scn, office=clock)
     origin = pd.Timestamp(cal.start_date)
     w0 = cal.warmup_days * DAY if start is None else (pd.Timestamp(start) - origin) / MINUTE
     w1 = cal.horizon_days * DAY if end is None else (pd.Timestamp(end) - origin) / MINUTE
@@ -296,13 +358,14 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     # Response: every pass through the queue that entered in the window.
     lead_band = np.where(leads["band"].to_numpy(object) == "hot", "hot", "mql") if "band" in leads \
         else np.full(len(leads), "mql", dtype=object)
-    entered, touch, pband = _passes(leads, events, scn, lead_band)
+    entered, touch, pband, owner, group = _passes(leads, events, scn, lead_band, _who(leads, scn, clocks))
     touch = np.where(touch < w1, touch, np.nan)
     inside = (entered >= w0) & (entered < w1)
     entered, touch, pband = entered[inside], touch[inside], pband[inside]
     done = ~np.isnan(touch)
+    pick = lambda x, m: None if x is None else x[inside][m]  # noqa: E731  (owner, group of some passes)
     rt = (touch - entered)[done]
-    rb = clock.business_delay(entered[done], touch[done])
+    rb = clocks.business_delay(entered[done], touch[done], pick(owner, done), pick(group, done))
     k["response_mean_minutes"] = _mean(rt)
     k["response_median_minutes"] = _q(rt, 0.5)
     k["response_p90_minutes"] = _q(rt, 0.9)
@@ -319,7 +382,9 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     met_all = counted_all = 0
     for b, sla in (("hot", scn.sla.hot_minutes), ("mql", scn.sla.mql_minutes)):
         m = pband == b
-        deadline = clock.wall_time_after(entered[m], sla) if business else entered[m] + sla
+        # A pass not touched yet has no owner of its own (``owner`` is the rep who touched it).
+        deadline = clocks.wall_time_after(entered[m], sla, pick(owner, m), pick(group, m)) if business \
+            else entered[m] + sla
         counted = done[m] | (deadline < w1)
         met = done[m] & (resp_all[m] <= sla)
         k[f"sla_attainment_{b}"] = _rate(met.sum(), counted.sum())
@@ -433,7 +498,16 @@ def replication_kpis(scn: Scenario, rep, clock: BusinessClock) -> dict[str, floa
 
     # Only what the KPIs read: the same values as the full export and event log on disk
     # (tests/test_kpis.py compares them to the last bit).
-    k = funnel_kpis(crm_export(rep.leads, scn, KPI_LEAD_COLUMNS), pass_events(rep.episodes, scn), scn, clock=clock)
+    events = pass_events(rep.episodes, scn)
+    if scn.sla.schedule == "owner" and scn.routing.policy == "round_robin":
+        # Each pass's owner (the rep of its first touch), for SLAs on the owner's own hours:
+        # pass_events holds every pass's mql row, then the touched passes' first_touch rows.
+        from sim.columns import numbered
+
+        owner = rep.episodes["owner"].to_numpy()
+        touched = rep.episodes["first_touch"].notna().to_numpy()
+        events["owner_id"] = numbered("SDR", np.concatenate([owner, owner[touched]]), 2)
+    k = funnel_kpis(crm_export(rep.leads, scn, KPI_LEAD_COLUMNS), events, scn, clock=clock)
     k.update(team_kpis(rep.pools, rep.reassigned, rep.breaches, rep.escalated, rep.other_pools))
     return k
 

@@ -179,9 +179,10 @@ class Shift(Strict):
     start_hour: Annotated[float, Field(ge=0, le=24)] = 9.0
     end_hour: Annotated[float, Field(ge=0, le=48)] = 18.0
     holidays: list[date] = []  # this shift's own days off, on top of the calendar's holidays
-    timezone: str | None = None
-    regions: list[str] | None = None
-    segments: list[str] | None = None
+    # Left out of a dump while unset, as ``Routing.route_by``.
+    timezone: str | None = Field(None, exclude_if=lambda v: v is None)
+    regions: list[str] | None = Field(None, exclude_if=lambda v: v is None)
+    segments: list[str] | None = Field(None, exclude_if=lambda v: v is None)
 
     @field_validator("timezone")
     @classmethod
@@ -261,6 +262,13 @@ class Routing(Strict):
     # round_robin: assign a new lead only to a rep on duty now and under the cap (else it
     # waits in the shared queue for the first rep free); False is today's blind rotation.
     assign_on_duty_only: bool = False
+    # Regional or segment routing: a lead is worked only by the shifts whose ``regions``
+    # (``segments``) list its own, or, when no shift lists it, by the shifts with no list.
+    # Every policy works inside each group: its own queues, rotation and breach actions (a
+    # reassigned lead goes to the next rep of its group). Hot leads escalated to AEs and
+    # breaches escalated to the overflow team leave the groups (those teams are not routed).
+    # (Left out of a dump while unset: a scenario written without it reads back the same.)
+    route_by: Literal["region", "segment"] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class SLA(Strict):
@@ -271,10 +279,11 @@ class SLA(Strict):
     clock: Literal["business", "wall"] = "business"
     disposition_target_days: PosFloat = 3.0
     # Whose working hours a business clock counts: the office calendar's, or the owner's
-    # own (a round-robin owner's shift and holidays; the team's hours, the union of its
-    # shifts, while a lead waits in a shared queue). Affects the engine's deadlines (edf,
-    # breach timers) and the KPIs: attainment and business response times count the
-    # team's hours (sim.calendar.sla_clock).
+    # own (a round-robin owner's shift, holidays and time zone; while a lead waits in a
+    # shared queue, the hours of the shifts that may take it: its routing group's, or the
+    # team's, the union of its shifts). Affects the engine's deadlines (edf, breach
+    # timers) and the KPIs: attainment and business response times count each pass on
+    # the same clock (sim.calendar.SlaClocks).
     schedule: Literal["office", "owner"] = "office"
 
 
@@ -467,12 +476,77 @@ class Scenario(Strict):
                 f"(under {r.policy} any rep takes any waiting attempt); use routing.policy=round_robin or drop the cap")
         if r.assign_on_duty_only and r.policy != "round_robin":
             raise ValueError(f"routing.assign_on_duty_only applies to round_robin only; got policy {r.policy}")
+        if self.calendar.always_open and t.shifts and any(s.timezone for s in t.shifts):
+            raise ValueError(f"team.shifts: a shift's timezone sets its hours, and calendar.always_open has no hours "
+                             f"(everyone is always on duty); drop the timezone or always_open; got timezone "
+                             f"{next(s.timezone for s in t.shifts if s.timezone)!r}")
+        self._check_route_by()
         if r.on_breach == "escalate":
             if r.escalate_to == "overflow" and t.overflow_people < 1:
                 raise ValueError("routing.on_breach=escalate to overflow needs team.overflow_people >= 1")
             if r.escalate_to == "ae" and t.aes < 1:
                 raise ValueError("routing.on_breach=escalate to ae needs team.aes >= 1")
         return self
+
+    def _check_route_by(self):
+        """Routing by region or segment: refuse what has no meaning (see ``Routing.route_by``)."""
+        by, shifts = self.routing.route_by, self.team.shifts or []
+        field = {"region": "regions", "segment": "segments"}.get(by)
+        for k, s in enumerate(shifts):
+            for name in ("regions", "segments"):
+                if getattr(s, name) is not None and name != field:
+                    raise ValueError(
+                        f"team.shifts.{k}.{name}: shift '{s.name}' lists {name}, which only routing.route_by="
+                        f"{name[:-1]} uses; got routing.route_by={by}")
+        if by is None:
+            return
+        if not shifts:
+            raise ValueError(f"routing.route_by={by} routes leads to shifts and team.shifts is empty; list the "
+                             f"shifts with the {field} each covers")
+        if self.team.unlimited:
+            raise ValueError(f"routing.route_by={by} routes leads to shifts and team.unlimited has none; drop one")
+        lists = [(s.name, set(getattr(s, field))) for s in shifts if getattr(s, field) is not None]
+        for i, (a, la) in enumerate(lists):
+            for b, lb in lists[i + 1:]:
+                if la & lb and la != lb:
+                    raise ValueError(
+                        f"team.shifts: shifts '{a}' and '{b}' both list {sorted(la & lb)} under {field} but not the "
+                        f"same {field} (rule: shifts that share one list the same ones, and work them as one "
+                        f"group); got {sorted(la)} and {sorted(lb)}")
+        allowed = REGIONS if by == "region" else SEGMENTS
+        covered = set().union(*(lx for _, lx in lists)) if lists else set()
+        if len(lists) == len(shifts) and covered != set(allowed):
+            missing = [x for x in allowed if x not in covered]
+            raise ValueError(
+                f"team.shifts: no shift works the {field} {missing} under routing.route_by={by} (rule: list them, "
+                f"or leave one shift without {field} to work what no other shift lists)")
+
+    def route_groups(self) -> tuple[list[int], dict[str, int]] | None:
+        """Routing groups (``routing.route_by``): the group of each shift (shifts listing
+        the same regions or segments form one; the shifts with no list another) and the
+        group of each region or segment. None without ``route_by``."""
+        by = self.routing.route_by
+        if by is None:
+            return None
+        field, allowed = ("regions", REGIONS) if by == "region" else ("segments", SEGMENTS)
+        seen: dict = {}
+        shift_group = [seen.setdefault(None if getattr(s, field) is None else frozenset(getattr(s, field)), len(seen))
+                       for s in self.team.shifts]
+        key_group = {x: g for s, g in zip(self.team.shifts, shift_group) for x in getattr(s, field) or []}
+        if None in seen:
+            for x in allowed:
+                key_group.setdefault(x, seen[None])
+        return shift_group, key_group
+
+    def lead_groups(self, region, segment) -> np.ndarray | None:
+        """Routing group of each lead from its ``region`` and ``segment`` labels (-1 for a
+        label no group covers, such as a missing one); None without ``route_by``."""
+        route = self.route_groups()
+        if route is None:
+            return None
+        keys = np.asarray(region if self.routing.route_by == "region" else segment, dtype=object)
+        key_group = route[1]
+        return np.fromiter((key_group.get(x, -1) for x in keys), dtype=np.int64, count=len(keys))
 
     @model_validator(mode="after")
     def _nested_odds(self):

@@ -262,6 +262,21 @@ ENGINE_CASES = {
         "routing.on_breach": "escalate", "routing.escalate_to": "ae", "sla.mql_minutes": 60, "team.shifts": [
             {"name": "early", "people": 3, "start_hour": 7, "end_hour": 15},
             {"name": "late", "people": 2, "start_hour": 13, "end_hour": 21, "holidays": ["2026-01-23"]}]},
+    "regions in their zones, round robin, owner clock, reassign": {
+        "routing.policy": "round_robin", "routing.route_by": "region", "sla.schedule": "owner",
+        "routing.on_breach": "reassign", "sla.mql_minutes": 60, "team.capacity_cap": 3,
+        "arrivals.region_timezones": {"europe": "Europe/London", "apac": "Asia/Singapore"}, "team.shifts": [
+            {"name": "emea", "people": 2, "start_hour": 8, "end_hour": 17, "timezone": "Europe/London",
+             "regions": ["europe", "mea"]},
+            {"name": "apac", "people": 1, "start_hour": 9, "end_hour": 17, "timezone": "Asia/Singapore",
+             "regions": ["apac"]},
+            {"name": "americas", "people": 2, "start_hour": 9, "end_hour": 18}]},
+    "segments, edf, owner clock, escalate": {
+        "routing.policy": "edf", "routing.route_by": "segment", "sla.schedule": "owner", "sla.mql_minutes": 30,
+        "routing.on_breach": "escalate", "team.overflow_people": 1, "team.shifts": [
+            {"name": "enterprise", "people": 1, "start_hour": 9, "end_hour": 17, "timezone": "America/Los_Angeles",
+             "segments": ["enterprise", "mid"]},
+            {"name": "smb", "people": 4, "start_hour": 7, "end_hour": 19, "segments": ["smb"]}]},
 }
 
 
@@ -284,6 +299,16 @@ def test_agenda_gives_the_history_of_an_event_per_item(case, monkeypatch):
 
 SHIFTS = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 15},
           {"name": "late", "people": 1, "start_hour": 12, "end_hour": 21}]
+# Routing groups for the property test: a group in its own zone and a catch-all (regions),
+# or two groups that list every segment between them.
+ROUTED_SHIFTS = {
+    "region": [{"name": "emea", "people": 1, "start_hour": 8, "end_hour": 16, "timezone": "Europe/London",
+                "regions": ["europe", "mea"]},
+               {"name": "rest", "people": 2, "start_hour": 9, "end_hour": 18}],
+    "segment": [{"name": "large", "people": 1, "start_hour": 9, "end_hour": 17, "timezone": "America/Los_Angeles",
+                 "segments": ["enterprise", "mid"]},
+                {"name": "smb", "people": 2, "start_hour": 7, "end_hour": 15, "segments": ["smb"]}],
+}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -300,11 +325,13 @@ SHIFTS = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 15},
     escalate_to=st.sampled_from(["ae", "overflow"]),
     on_duty_only=st.booleans(),
     schedule=st.sampled_from(["office", "owner"]),
+    route_by=st.sampled_from([None, "region", "segment"]),
+    zones=st.booleans(),
     seed=st.integers(0, 10_000),
 )
 def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, cap, sla, escalate, shifts, unlimited,
-                                                      on_breach, escalate_to, on_duty_only, schedule, seed,
-                                                      monkeypatch):
+                                                      on_breach, escalate_to, on_duty_only, schedule, route_by, zones,
+                                                      seed, monkeypatch):
     rr = policy == "round_robin"
     over = {"calendar.horizon_days": 14, "calendar.warmup_days": 2, "team.sdrs": sdrs, "routing.policy": policy,
             "team.max_attempts": attempts, "team.capacity_cap": cap if rr else None, "sla.mql_minutes": sla,
@@ -313,6 +340,13 @@ def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, ca
             "routing.assign_on_duty_only": on_duty_only and rr, "sla.schedule": schedule}
     if shifts:
         over.update({"team.shifts": SHIFTS, "team.sdrs": 3})
+    if zones:  # leads on their region's clock; a shift on London's
+        over["arrivals.region_timezones"] = {"europe": "Europe/London", "apac": "Asia/Tokyo"}
+        if shifts:
+            over["team.shifts"] = [SHIFTS[0], {**SHIFTS[1], "timezone": "Europe/London"}]
+    if route_by:  # routing groups replace the shifts above
+        over.update({"team.shifts": ROUTED_SHIFTS[route_by], "team.sdrs": 3, "routing.route_by": route_by,
+                     "team.unlimited": False})
     scn = load_scenario(SCENARIOS / "baseline.yaml", over)
     lazy = run_replication(scn, 0)
     with monkeypatch.context() as m:

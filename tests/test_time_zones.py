@@ -122,3 +122,71 @@ def test_region_zones_draw_the_margin_after_the_run_s_own_arrivals():
     horizon = plain.calendar.horizon_days * DAY
     np.testing.assert_array_equal(a, b[(b >= 0) & (b < horizon)])
     assert b.min() < 0 and b.max() >= horizon and b.min() >= -2 * DAY and b.max() < horizon + 2 * DAY
+
+
+# ---- SLA KPIs on each owner's own hours -------------------------------------------------------
+def _export(rows, tz="America/New_York"):
+    """A hand-made export: (lead_id, region, mql_at, first_response_at, owner_id) rows."""
+    df = pd.DataFrame(rows, columns=["lead_id", "region", "mql_at", "first_response_at", "owner_id"])
+    for c in ("mql_at", "first_response_at"):
+        df[c] = pd.to_datetime(df[c]).dt.tz_localize(tz)
+    df["created_at"] = df["mql_at"]
+    df["band"] = "mql"
+    df["employee_count"] = 50
+    return df
+
+
+def test_owner_schedule_counts_each_owner_s_own_shift_hand_computed():
+    """Round robin, SLA 60 business minutes on the owner's schedule. SDR00 works 7-11,
+    SDR01 14-20 (New York), so the team's hours are 7-11 and 14-20. Monday 5 January:
+
+    ====  ========  ============  =====  ========================  ==========================
+    lead  entered   first touch   owner  on the owner's hours      on the team's hours
+    ====  ========  ============  =====  ========================  ==========================
+    A     10:00     10:30         SDR00  30 (met)                  30
+    B     10:30     14:45         SDR01  45 (14:00-14:45, met)     75 (30 + 45)
+    C     12:00     Tue 07:45     SDR00  45 (Tue 7:00-7:45, met)   405 (14-20, Tue 7-7:45)
+    D     19:00     -             -      deadline 20:00 (missed)   the same (no owner yet)
+    ====  ========  ============  =====  ========================  ==========================
+
+    Attainment 3/4 (on the team's hours it would be 1/4: A only); mean business response
+    (30 + 45 + 45) / 3 = 40 minutes (team: 170)."""
+    shifts = [{"name": "early", "people": 1, "start_hour": 7, "end_hour": 11},
+              {"name": "late", "people": 1, "start_hour": 14, "end_hour": 20}]
+    over = {"team.sdrs": 2, "team.shifts": shifts, "routing.policy": "round_robin", "sla.mql_minutes": 60,
+            "sla.schedule": "owner", "calendar.horizon_days": 21, "calendar.warmup_days": 0}
+    scn = load_scenario(SCENARIOS / "baseline.yaml", over)
+    leads = _export([("A", "europe", "2026-01-05 10:00", "2026-01-05 10:30", "SDR00"),
+                     ("B", "europe", "2026-01-05 10:30", "2026-01-05 14:45", "SDR01"),
+                     ("C", "europe", "2026-01-05 12:00", "2026-01-06 07:45", "SDR00"),
+                     ("D", "europe", "2026-01-05 19:00", None, None)])
+    from sim.kpis import funnel_kpis
+
+    k = funnel_kpis(leads, None, scn, "2026-01-05", "2026-01-09")
+    assert k["sla_attainment_mql"] == pytest.approx(3 / 4)
+    assert k["response_mean_business_minutes"] == pytest.approx(40.0)
+    assert k["response_median_business_minutes"] == pytest.approx(45.0)
+    # Under fifo (a shared queue) there is no owner's schedule: the team's hours.
+    k = funnel_kpis(leads, None, load_scenario(SCENARIOS / "baseline.yaml", {**over, "routing.policy": "fifo"}),
+                    "2026-01-05", "2026-01-09")
+    assert k["sla_attainment_mql"] == pytest.approx(1 / 4)
+    assert k["response_mean_business_minutes"] == pytest.approx(170.0)
+
+
+def test_owner_schedule_on_a_shared_queue_counts_the_routing_group_s_hours():
+    """fifo by region: 'emea' works 9-13 London (4-8 New York) for Europe, 'rest' 9-18
+    New York for the others. A European lead entering Monday 07:00 New York and touched at
+    09:30 waited 60 minutes of its group's hours (7:00-8:00), though 90 of the team's."""
+    shifts = [{"name": "emea", "people": 1, "start_hour": 9, "end_hour": 13, "timezone": "Europe/London",
+               "regions": ["europe"]},
+              {"name": "rest", "people": 1, "start_hour": 9, "end_hour": 18}]
+    scn = load_scenario(SCENARIOS / "baseline.yaml", {
+        "team.sdrs": 2, "team.shifts": shifts, "routing.policy": "fifo", "routing.route_by": "region",
+        "sla.mql_minutes": 60, "sla.schedule": "owner", "calendar.horizon_days": 21, "calendar.warmup_days": 0})
+    from sim.kpis import funnel_kpis
+
+    leads = _export([("E", "europe", "2026-01-05 07:00", "2026-01-05 09:30", "SDR00"),
+                     ("N", "north_america", "2026-01-05 07:00", "2026-01-05 09:30", "SDR01")])
+    k = funnel_kpis(leads, None, scn, "2026-01-05", "2026-01-09")
+    assert k["response_mean_business_minutes"] == pytest.approx((60.0 + 30.0) / 2)
+    assert k["sla_attainment_mql"] == pytest.approx(1.0)
