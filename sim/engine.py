@@ -30,7 +30,17 @@ Rules for changing the engine
 * An item applied late, at the next event, must not be one that could have started a
   touch earlier: ``arm`` keeps an alarm at the next item whenever a worker who is idle
   will still be on duty then. A change that lets an item wake a worker in a new way must
-  keep that true (the equivalence tests below find out if it does not).
+  keep that true (the equivalence tests below find out if it does not). Arming more
+  often than needed is safe (an alarm that wakes nobody changes nothing): with routing
+  groups (``routing.route_by``) ``arm`` still asks about every idle worker, of any group.
+* Routing groups: a lead is pushed to its group's queues (``Pool.queues``/``heaps``
+  indexed by ``Engine.lead_group``), a worker pops only from its own group's
+  (``Pool.wgroup``), a push or a breach wakes only an idle worker of the lead's group
+  (``_wake_any(g)``), and round robin rotates within the group. Without route_by there is
+  one group, 0, and the history is today's.
+* Time zones never reach the engine: a shift in another zone is a list of duty
+  intervals in run minutes (``sim.calendar.working_intervals``), and a lead from a zoned
+  region arrives at its run minute (``sim.arrivals``).
 * Every agenda item is stamped in wall-clock run minutes (minutes since the start,
   nights and weekends included): arrivals and first routing (``Engine.run``), a later
   attempt ``attempt_gaps_minutes`` after the previous touch ended, a recycle
@@ -38,7 +48,10 @@ Rules for changing the engine
   lead crosses the MQL cut-off, the end of a touch of an unlimited team. An SLA timer
   (round-robin reassignment) is the one item defined on business time when
   ``sla.clock`` is ``business``: its deadline is converted to wall-clock run minutes
-  with ``BusinessClock.wall_time_after`` when it is set (``Engine.sla_deadline``).
+  with ``BusinessClock.wall_time_after`` when it is set (``Engine.sla_deadline``), on
+  the clock ``sim.calendar.SlaClocks`` gives the pass (the office's, or with the owner's
+  schedule its owner's shift, its routing group's or the team's hours), the one the KPIs
+  judge it on.
   Duty intervals and shift bells are wall-clock run minutes too.
 * Events are scheduled only through ``Engine.schedule``, which stores the time as SimPy
   did (now + (t - now)) and orders equal times by scheduling order; the committed

@@ -190,3 +190,196 @@ def test_owner_schedule_on_a_shared_queue_counts_the_routing_group_s_hours():
     k = funnel_kpis(leads, None, scn, "2026-01-05", "2026-01-09")
     assert k["response_mean_business_minutes"] == pytest.approx((60.0 + 30.0) / 2)
     assert k["sla_attainment_mql"] == pytest.approx(1.0)
+
+
+# ---- regional routing against queueing theory -----------------------------------------------
+def _ci_controlled(y, controls, level):
+    """Control-variate t-interval for E[y] (as ``tests/test_sim_theory.py``, whose function
+    this is, loaded from its file: the tests folder is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_theory", Path(__file__).with_name("test_sim_theory.py"))
+    theory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theory)
+    return theory._ci_controlled(y, controls, level)
+
+
+def test_two_regional_teams_are_two_independent_erlang_c_queues():
+    """The M/M/c case (data/scenarios/mmc.yaml: around the clock, Poisson arrivals of 1 a
+    minute, exponential handling, one touch, no decay) split by region: every lead is
+    North American or European with probability 1/2 each (the channel's target regions,
+    drawn independently of time), so each region's leads are a Poisson stream of 0.5 a
+    minute; 'na' (3 SDRs) works North America only and 'rest' (3 SDRs) every other
+    region. Routed by region, they are two M/M/3 queues with offered load 0.5 x 4.8 =
+    2.4 erlangs (utilisation 0.8), whatever the other does. Per region: P(wait > 0), mean
+    wait and P(wait > 2 min) against Erlang C (``sim.erlang``), each in a control-variate
+    t-interval over 24 replications of 47 days at level 1 - 0.05/6 (six checks). The
+    mean-wait half-width achieved is 3.65% (North America) and 2.41% (Europe) of Erlang
+    C's Wq; it is asserted under 4.5%, so
+    a team that took the other region's leads (a wait near M/M/6's, 55% shorter) or a
+    bias of 10% would fall outside. Without routing the same leads would see M/M/6."""
+    from sim.erlang import erlang_c, mean_wait_minutes
+    from sim.model import run_replication
+
+    c, mean_service, lam, days, reps = 3, 4.8, 0.5, 48, 24
+    shifts = [{"name": "na", "people": c, "regions": ["north_america"]}, {"name": "rest", "people": c}]
+    scn = load_scenario(SCENARIOS / "mmc.yaml", {
+        "team.sdrs": 2 * c, "team.shifts": shifts, "routing.route_by": "region",
+        "team.handling_time.mean_minutes": mean_service, "calendar.horizon_days": days, "calendar.warmup_days": 1})
+    mu, a, t = 1 / mean_service, lam * mean_service, 2.0
+    pw = erlang_c(c, a)
+    theory = {"p_wait": pw, "mean_wait": mean_wait_minutes(c, lam, mean_service),
+              "p_wait_gt_t": pw * np.exp(-(c * mu - lam) * t)}
+    assert theory["mean_wait"] == pytest.approx(pw / (c * mu - lam))
+    clock, table = BusinessClock(scn.calendar), scn.points_table()
+    warm, end = DAY, days * DAY - 120.0
+    per = {r: {k: [] for k in theory} for r in ("north_america", "europe")}
+    load = {r: ([], []) for r in per}
+    for rep in range(reps):
+        run = run_replication(scn, rep, clock=clock, table=table)
+        e = run.episodes
+        region = run.leads["region"].to_numpy(object)[e["lead"].to_numpy()]
+        owner = e["owner"].to_numpy()
+        touched = owner >= 0
+        assert ((region == "north_america") == (owner < c))[touched].all()  # each lead worked by its own team
+        keep = ((e["entered"] >= warm) & (e["entered"] < end)).to_numpy()
+        for r in per:
+            m = keep & (region == r)
+            w = e["response_minutes"].to_numpy()[m]
+            handled = (e["done_at"] - e["first_touch"]).to_numpy()[m]
+            assert not np.isnan(w).any()
+            per[r]["p_wait"].append((w > 1e-9).mean())
+            per[r]["mean_wait"].append(w.mean())
+            per[r]["p_wait_gt_t"].append((w > t).mean())
+            load[r][0].append(handled.mean() * mu - 1.0)
+            load[r][1].append(len(w) / (lam * (end - warm)) - 1.0)
+    level = 1 - 0.05 / 6
+    for r in per:
+        for k, value in theory.items():
+            lo, hi = _ci_controlled(per[r][k], load[r], level)
+            assert lo <= value <= hi, f"{r} {k}: Erlang C {value:.4f} outside [{lo:.4f}, {hi:.4f}]"
+        lo, hi = _ci_controlled(per[r]["mean_wait"], load[r], level)
+        half = (hi - lo) / 2 / theory["mean_wait"]
+        assert half < 0.045, f"{r}: mean-wait half-width {half:.2%} of Wq"
+    # The pooled team would wait far less: the routing really splits the queue.
+    assert mean_wait_minutes(2 * c, 2 * lam, mean_service) < 0.5 * theory["mean_wait"]
+
+
+def test_a_lead_waits_for_its_own_team_s_hours_in_another_zone():
+    """An APAC team works 9:00-17:00 Tokyo (19:00-03:00 New York, Sunday to Thursday
+    evenings), the rest of the team 9:00-18:00 New York. Monday 5 January, New York time:
+    an APAC lead arriving at 10:00 waits for Tokyo's Tuesday 9:00, 19:00 New York (540
+    minutes), though the New York rep is free; a North American lead at 10:00 is taken at
+    once; an APAC lead at 21:00 (11:00 in Tokyo) is taken at once."""
+    from sim.engine import Draws, Engine
+
+    shifts = [{"name": "apac", "people": 1, "start_hour": 9, "end_hour": 17, "timezone": "Asia/Tokyo",
+               "regions": ["apac"]}, {"name": "rest", "people": 1, "start_hour": 9, "end_hour": 18}]
+    scn = load_scenario(SCENARIOS / "mmc.yaml", {
+        "calendar.always_open": False, "calendar.horizon_days": 7, "calendar.warmup_days": 1,
+        "team.sdrs": 2, "team.shifts": shifts, "routing.route_by": "region"})
+    region = ["apac", "north_america", "apac"]
+    groups = scn.lead_groups(region, ["mid"] * 3)
+    assert groups.tolist() == [0, 1, 0]
+    times = np.array([600.0, 600.0, 1260.0])
+    draws = Draws(u_touch=np.full((1, 1, 3), 0.5), handle=np.full((1, 1, 3), 5.0), handle_ae=None)
+    eng = Engine(scn, BusinessClock(scn.calendar), 3, np.zeros(3, dtype=np.int64), draws, lambda *a: None,
+                 groups=groups)
+    cols = eng.run(times, np.arange(3), np.zeros(3, dtype=np.int64)).columns()
+    touch = dict(zip(cols["lead"].tolist(), zip(cols["first_touch"].tolist(), cols["owner"].tolist())))
+    assert touch == {0: (1140.0, 0), 1: (600.0, 1), 2: (1260.0, 0)}
+
+
+# ---- the example and bad inputs, through the CLI -------------------------------------------
+def test_regions_example_runs_from_the_cli(tmp_path, capsys):
+    """data/scenarios/regions.yaml, shortened, through ``lab simulate``: each lead is
+    touched only by its region's shift."""
+    from lab.cli import main
+
+    out = tmp_path / "o"
+    rc = main(["simulate", str(SCENARIOS / "regions.yaml"), "-r", "2", "--set", "calendar.horizon_days=21",
+               "--set", "calendar.warmup_days=3", "--out", str(out)])
+    assert rc == 0 and "sla_attainment_hot" in capsys.readouterr().out
+    leads = pd.read_parquet(out / "leads.parquet")
+    touched = leads[leads["owner_id"].notna()]
+    team = {"SDR00": "emea", "SDR01": "emea", "SDR02": "apac", "SDR03": "americas", "SDR04": "americas"}
+    works = {"emea": {"europe", "mea"}, "apac": {"apac"}, "americas": {"north_america", "latam"}}
+    assert len(touched) > 100
+    assert all(r in works[team[o]] for o, r in zip(touched["owner_id"], touched["region"]))
+
+
+def test_owner_kpis_of_a_run_count_each_pass_on_its_owner_s_shift():
+    """A round-robin run with the owner's schedule: the business response KPI is the
+    mean, over the passes touched in the window, of each pass's wait on the shift of the
+    rep who touched it (``sim.calendar.SlaClocks.workers``), to the second."""
+    from sim.calendar import SlaClocks
+    from sim.kpis import replication_kpis
+    from sim.model import run_replication
+
+    shifts = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 13, "timezone": "America/Chicago"},
+              {"name": "late", "people": 2, "start_hour": 12, "end_hour": 20}]
+    scn = load_scenario(SCENARIOS / "baseline.yaml", {
+        "calendar.horizon_days": 28, "calendar.warmup_days": 7, "team.sdrs": 4, "team.shifts": shifts,
+        "routing.policy": "round_robin", "sla.schedule": "owner", "sla.mql_minutes": 60})
+    clock = BusinessClock(scn.calendar)
+    run = run_replication(scn, 0, clock=clock)
+    k = replication_kpis(scn, run, clock)
+    e = run.episodes
+    e = e[(e["entered"] >= 7 * DAY) & (e["entered"] < 28 * DAY) & (e["first_touch"] < 28 * DAY)]
+    workers = SlaClocks(scn).workers
+    waits = [workers[o].business_delay(a, b) for o, a, b in zip(e["owner"], e["entered"], e["first_touch"])]
+    # The KPIs read the run's CRM export, whose times are to the second.
+    assert k["response_mean_business_minutes"] == pytest.approx(float(np.mean(waits)), abs=1 / 60)
+    team = SlaClocks(scn).team.business_delay(e["entered"].to_numpy(), e["first_touch"].to_numpy())
+    assert abs(np.mean(team) - np.mean(waits)) > 1.0  # the owner's hours make a difference here
+
+
+BAD_ROUTING = [
+    ("no-shifts", {"routing": {"route_by": "region"}}, ["routing.route_by=region", "team.shifts is empty"]),
+    ("unknown-region", {"team": {"sdrs": 1, "shifts": [{"name": "a", "regions": ["europa"]}]},
+                        "routing": {"route_by": "region"}}, ["team.shifts.0.regions", "unknown region", "europa"]),
+    ("unknown-segment", {"team": {"sdrs": 1, "shifts": [{"name": "a", "segments": ["large"]}]},
+                         "routing": {"route_by": "segment"}}, ["team.shifts.0.segments", "'large'"]),
+    ("uncovered", {"team": {"sdrs": 1, "shifts": [{"name": "a", "regions": ["europe"]}]},
+                   "routing": {"route_by": "region"}}, ["no shift works the regions", "north_america"]),
+    ("lists-without-route", {"team": {"sdrs": 1, "shifts": [{"name": "a", "regions": ["europe"]}]}},
+     ["team.shifts.0.regions", "route_by=region", "got routing.route_by=None"]),
+    ("wrong-list", {"team": {"sdrs": 1, "shifts": [{"name": "a", "segments": ["smb"]}]},
+                    "routing": {"route_by": "region"}}, ["team.shifts.0.segments", "route_by=segment"]),
+    ("overlap", {"team": {"sdrs": 2, "shifts": [{"name": "a", "regions": ["europe", "mea"]},
+                                                {"name": "b", "regions": ["europe"]}, ]},
+                 "routing": {"route_by": "region"}}, ["shifts 'a' and 'b'", "['europe']"]),
+    ("empty-list", {"team": {"sdrs": 1, "shifts": [{"name": "a", "regions": []}]}, "routing": {"route_by": "region"}},
+     ["team.shifts.0.regions", "empty list"]),
+    ("unlimited", {"team": {"sdrs": 1, "unlimited": True, "shifts": [{"name": "a"}]},
+                   "routing": {"route_by": "region"}}, ["route_by=region", "unlimited"]),
+    ("bad-zone", {"team": {"sdrs": 1, "shifts": [{"name": "a", "timezone": "Mars/Olympus"}]}},
+     ["team.shifts.0.timezone", "unknown time zone", "Mars/Olympus"]),
+    ("zone-always-open", {"calendar": {"always_open": True},
+                          "team": {"sdrs": 1, "shifts": [{"name": "a", "timezone": "Europe/Paris"}]}},
+     ["calendar.always_open", "timezone", "Europe/Paris"]),
+    ("region-zone-name", {"arrivals": {"region_timezones": {"emea": "Europe/London"}}},
+     ["arrivals.region_timezones", "unknown region", "emea"]),
+    ("region-zone-value", {"arrivals": {"region_timezones": {"europe": "Europe/Londres"}}},
+     ["arrivals.region_timezones", "unknown time zone", "Europe/Londres"]),
+]
+
+
+@pytest.mark.parametrize("name,doc,parts", BAD_ROUTING, ids=[b[0] for b in BAD_ROUTING])
+def test_bad_zone_or_routing_is_one_line_from_the_cli(tmp_path, capsys, name, doc, parts):
+    import yaml
+
+    from lab.cli import main
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "calendar": {"horizon_days": 14, "warmup_days": 2}} | doc))
+    capsys.readouterr()
+    rc = main(["simulate", str(path), "-r", "1", "--no-tables", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and "%|" not in ln]
+    assert rc == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {path}"), lines[0]
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+    assert not (tmp_path / "o").exists()
