@@ -17,6 +17,7 @@ import pandas as pd
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
 from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes
+from sim.engine_fast import FastEngine, eligible as fast_engine_eligible
 from sim.columns import labels, numbered
 from sim.scenario import REASONS, Scenario
 
@@ -199,6 +200,7 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
 
     t = arrival_times(scn, rng["arrivals"])
     leads = sample_leads(scn, t, rng["attributes"])
+    t = leads["t_created"].to_numpy()  # region time zones move and trim arrivals (sim.arrivals)
     n = len(leads)
     pts = table.points_matrix(leads)
     score = pts.to_numpy().sum(axis=1)
@@ -217,7 +219,10 @@ def _replication(scn: Scenario, replication: int, seed: int | None, clock: Busin
                                                   and scn.routing.escalate_to == "ae") else None),
     )
     follow = _FollowUp(scn, n, score, fit_points, table.thresholds.mql, rng["sales"], rng["nurture"], passes)
-    engine = Engine(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow)
+    # The compiled engine where the scenario's policies allow it; the same history (sim.engine_fast).
+    engine_cls = FastEngine if fast_engine_eligible(scn) else Engine
+    engine = engine_cls(scn, clock, n, np.where(band0 <= MQL, band0, MQL), draws, follow,
+                        groups=scn.lead_groups(leads["region"], leads["segment"]))
     follow.engine = engine
 
     # Routed at creation: Hot and MQL. Nurture and Cold enter later, if engagement
@@ -371,7 +376,7 @@ def _event_log(leads: pd.DataFrame, episodes: pd.DataFrame, log: tuple, horizon:
     parts.append(pd.DataFrame({"lead": episodes["lead"].to_numpy()[touched], "stage": "first_touch",
                                "t": episodes["first_touch"].to_numpy()[touched], "reason": -1,
                                "routed_band": band[touched]}))
-    if log and log[0]:
+    if log and len(log[0]):
         lead, code, t, reason = (np.asarray(x) for x in log)
         keep = t < horizon
         parts.append(pd.DataFrame({"lead": lead[keep].astype(np.int64),
