@@ -78,6 +78,18 @@ def eligible(scn: Scenario) -> bool:
             and getattr(r, "route_by", None) is None)
 
 
+def warm_up(scenarios) -> None:
+    """Load the compiled engine in this process (from numba's cache, or compile it) with a
+    two-day run of the first scenario it takes; processes forked afterwards share it."""
+    from sim.model import run_replication
+
+    for scn in scenarios:
+        if eligible(scn):
+            cal = scn.calendar.model_copy(update={"horizon_days": 2, "warmup_days": 1})
+            run_replication(scn.model_copy(update={"calendar": cal}), 0)
+            return
+
+
 def _curve(c) -> np.ndarray:
     """A decay curve as (kind, tau, tau_slow, weight_fast, slow share, floor, d0, alpha)."""
     return np.array([DECAY_KINDS[c.kind], c.tau_minutes, c.tau_slow_minutes, c.weight_fast,
@@ -374,9 +386,13 @@ def _arm(S, G, WF, EVh):
 
 
 @njit(cache=True)
-def _run(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EVh, RIh, RFh, AF, AI, AGh, Fo, LGh, gaps):
+def _run(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EV, RI, RF, AF, AI, AG, Fo, LG, gaps):
     """Engine.run from its first ``next_job`` calls to the horizon; the follow-up of
-    sim.model._FollowUp inlined at the end of a pass."""
+    sim.model._FollowUp inlined at the end of a pass. Returns the rows of passes (RI, RF)
+    and the stage changes (LG), grown as needed from the arrays given."""
+    # Growable arrays sit in one-element lists made here (made from Python, a typed list
+    # compiles its methods at first use in every process).
+    EVh, RIh, RFh, AGh, LGh = List([EV]), List([RI]), List([RF]), List([AG]), List([LG])
     u_sal, u_reason, disp_days, accept, mix_cum, recycle_days, cross, sal_at, decided_at, handoff_at, reason, state = Fo
     horizon = S[HORIZON]
     m = WF.shape[0]
@@ -488,19 +504,7 @@ def _run(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EVh, RIh, RFh, AF, AI, AGh, Fo, L
     S[NOW] = horizon
     if horizon > S[Q_LAST]:
         _hold_until(S, G, horizon)
-
-
-def _holder(arr: np.ndarray) -> List:
-    """A one-element list holding ``arr``, so that compiled code can replace it by a larger one."""
-    out = List()
-    out.append(arr)
-    return out
-
-
-def _heap(capacity: int) -> List:
-    """An empty heap (``_hpush``): the event heap's rows are (time, number, kind, worker,
-    alarm time), the agenda's (time, number, kind, lead, band)."""
-    return _holder(np.empty((max(capacity, 16), 5)))
+    return RIh[0], RFh[0], LGh[0]
 
 
 class _Stats:
@@ -597,23 +601,24 @@ class FastEngine:
         G = np.zeros(19, dtype=np.int64)
         G[N_ROWS] = n_first
         QB = np.empty((2, n + 1), dtype=np.int64)
-        EVh = _heap(4 * m + int(WI[:, W_NINT].sum()))
-        AF, AI, AGh = np.append(times, math.inf), np.stack([leads, bands]), _heap(1024)
+        # Heaps (``_hpush``): the events' rows are (time, number, kind, worker, alarm time), the
+        # agenda's (time, number, kind, lead, band).
+        EV = np.empty((4 * m + int(WI[:, W_NINT].sum()) + 16, 5))
+        AF, AI, AG = np.append(times, math.inf), np.stack([leads, bands]), np.empty((1024, 5))
         cv = scn.conversion
         recycle = np.array([cv.recycle_after_days.get(r, math.nan) for r in REASONS], dtype=np.float64)
         cross = np.stack([np.asarray(c, dtype=np.float64) for c in follow.cross])
         Fo = (follow.u_sal, follow.u_reason, follow.disp_days, np.array(follow.accept, dtype=np.float64),
               np.asarray(follow.mix_cum, dtype=np.float64), recycle, cross, follow.sal_at, follow.decided_at,
               follow.handoff_at, follow.reason, follow.state)
-        LGh = _holder(np.empty((cap, 4)))  # stage changes: lead, stage code, time, reason
+        LG = np.empty((cap, 4))  # stage changes: lead, stage code, time, reason
         gaps = np.asarray(np.diff(team.attempt_offsets_minutes()), dtype=np.float64)
         if len(gaps) == 0:
             gaps = np.zeros(1)
-        RIh, RFh = _holder(RI), _holder(RF)
-        _run(S, G, LI, LF, WF, WI, WD, QB, self.draws.u_touch, self.draws.handle, EVh, RIh, RFh, AF, AI, AGh,
-             Fo, LGh, gaps)
+        RI, RF, LG = _run(S, G, LI, LF, WF, WI, WD, QB, self.draws.u_touch, self.draws.handle, EV, RI, RF,
+                          AF, AI, AG, Fo, LG, gaps)
 
-        LG = LGh[0][:int(G[N_LOG])]
+        LG = LG[:int(G[N_LOG])]
         follow.log = (LG[:, 0].astype(np.int64), LG[:, 1].astype(np.int64), LG[:, 2].copy(), LG[:, 3].astype(np.int64))
         window = horizon - warm
         self.sdr = _Stats(dict(
@@ -625,7 +630,7 @@ class FastEngine:
         ep.n_first = n_first
         ep.used_first = int(G[USED_FIRST])
         rows = int(G[N_ROWS])
-        RI, RF = RIh[0][:rows], RFh[0][:rows]
+        RI, RF = RI[:rows], RF[:rows]
         ep.lead, ep.number, ep.band = (RI[n_first:, c].tolist() for c in (R_LEAD, R_NUMBER, R_BAND))
         ep.entered = RF[n_first:, R_ENTERED].tolist()
         ep.pool = [0] * len(ep.lead)
