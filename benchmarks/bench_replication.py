@@ -14,6 +14,8 @@ commit is checked out with ``git worktree`` into a temporary folder and removed 
   under 20 s, under 20 s, under 1.5 GB).
 * ``--sweep N``: N baseline-policy replications serial and on 2 workers (target: 2
   workers at least 1.8x faster than serial).
+* ``--sweep-policies N``: the lab's own sweep (every policy of policies.yaml, N
+  replications each) serial and on 2 workers, this checkout only.
 
 CPU seconds are printed beside wall seconds: on a machine shared with other jobs the
 wall clock measures the load as much as the code.
@@ -81,6 +83,19 @@ print(f"{time.perf_counter() - t0:.1f}")
 '''
 
 
+CHILD_POLICIES = r'''
+import pathlib, sys, time
+root = pathlib.Path(sys.argv[1])
+sys.path.insert(0, str(root))
+from sim.experiment import run_sweep
+from sim.scenario import load_policies
+_, scenarios = load_policies(root / "data" / "scenarios" / "policies.yaml")
+t0 = time.perf_counter()
+run_sweep(scenarios, replications=int(sys.argv[2]), n_jobs=int(sys.argv[3]), progress=False)
+print(f"{time.perf_counter() - t0:.1f}")
+'''
+
+
 def child(script: str, root: Path, *args) -> list[str]:
     done = subprocess.run([sys.executable, "-c", script, str(root), *map(str, args)], cwd=tempfile.gettempdir(),
                           capture_output=True, text=True)
@@ -97,6 +112,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=0, help="leads of the big quarter (0: skip)")
     ap.add_argument("--big-old", action="store_true", help="also run the big quarter on the earlier commit (slow)")
     ap.add_argument("--sweep", type=int, default=0, help="replications of the sweep comparison (0: skip)")
+    ap.add_argument("--sweep-policies", type=int, default=0, help="replications per policy of the policies.yaml sweep (0: skip)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
@@ -108,6 +124,8 @@ def main() -> None:
                    if args.big and (root == ROOT or args.big_old)]
             sweep = [(name, jobs, *child(CHILD_SWEEP, root, args.sweep, jobs))
                      for name, root in sides for jobs in (1, 2)] if args.sweep else []
+            sweep_p = [(jobs, *child(CHILD_POLICIES, ROOT, args.sweep_policies, jobs))
+                       for jobs in (1, 2)] if args.sweep_policies else []
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
     print(f"{'code':<15} {'replication s':>14} {'(CPU s)':>8} {'KPIs s':>8} {'leads':>7}")
@@ -123,6 +141,10 @@ def main() -> None:
         for name, jobs, sec in sweep:
             serial.setdefault(name, float(sec))
             print(f"{name:<15} {jobs:>7} {float(sec):>20.1f} {serial[name] / float(sec):>8.2f}x")
+    if sweep_p:
+        print(f"\npolicies.yaml sweep, {args.sweep_policies} replications per policy (this checkout)")
+        for jobs, sec in sweep_p:
+            print(f"workers {jobs}: {float(sec):.1f} s, speed-up {float(sweep_p[0][1]) / float(sec):.2f}x")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ figures (``tests/test_kpis.py``).
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pandas as pd
 
 from sim.calendar import timestamps
@@ -163,5 +164,11 @@ def _crm_rows(events: pd.DataFrame, crm: pd.DataFrame) -> np.ndarray | None:
 
 
 def _same_keys(ev: pd.DataFrame, base: pd.DataFrame, keys: list, rows: np.ndarray) -> bool:
-    """Do the rows found by position hold the events' own keys (the join's answer)?"""
-    return all(np.array_equal(ev[k].to_numpy(), base[k].to_numpy()[rows]) for k in keys)
+    """Do the rows found by position hold the events' own keys (the join's answer)?
+    Compared in Arrow: as Python strings a million leads' keys took 0.2 GB."""
+    def arrow(col: pd.Series) -> pa.Array:
+        a = pa.Array.from_pandas(col)
+        return (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a).cast(pa.large_string())
+
+    take = pa.array(rows)
+    return all(arrow(ev[k]).equals(arrow(base[k]).take(take)) for k in keys)
