@@ -26,13 +26,16 @@ from common.errors import LabError
 from common.intervals import format_interval
 from common.files import code_version, now_utc
 from sim.kpis import replication_kpis, summarise
-from sim.engine_fast import warm_up
+from sim.engine_fast import eligible as fast_engine_eligible, warm_up
 from sim.model import run_replication
 from sim.scenario import Scenario
 
 
 SCHEDULER_TIMEOUT_S = 10
-CHUNKS_PER_WORKER = 4  # chunks of replications per local worker in a sweep (``_execute``)
+CHUNKS_PER_WORKER = 8  # chunks of replications per local worker in a sweep (``_execute``)
+# A replication on the reference engine (round robin, earliest deadline first, breach
+# actions; sim.engine) costs about this many of the compiled engine's (benchmarks/).
+REFERENCE_ENGINE_COST = 3.0
 
 # Peak memory of one replication, measured (``ru_maxrss``, 1e4 to 1e6 leads; see
 # ``estimate_memory``): a fixed part, plus per lead a base, a part per attempt and pass
@@ -278,24 +281,33 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bo
         # table per chunk, yet small enough that the workers finish together.
         size = max(1, math.ceil(len(tasks) / (n_jobs * CHUNKS_PER_WORKER)))
         chunks = [tasks[a:a + size] for a in range(0, len(tasks), size)]
-        out = []
+        # The dearest chunks go first (longest processing time first), so that no worker is
+        # left with a slow policy's chunk while the other idles; results keep task order.
+        order = sorted(range(len(chunks)), key=lambda c: -sum(_cost(t.scenario) for t in chunks[c]))
+        done: list = [None] * len(chunks)
         fork = _fork_context()
         if fork is not None:
-            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
             warm_up([t.scenario for t in tasks])
             with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=fork) as pool:
-                for res in pool.map(run_tasks, chunks):  # in chunk order
-                    out.extend(res)
-                    bar.update(len(res))
-            return out
-        par = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=1)
-        for res in par(delayed(run_tasks)(c) for c in chunks):  # generator keeps chunk order
-            out.extend(res)
-            bar.update(len(res))
-        return out
+                futures = {pool.submit(run_tasks, chunks[c]): c for c in order}
+                for fut in as_completed(futures):
+                    done[futures[fut]] = fut.result()
+                    bar.update(len(done[futures[fut]]))
+        else:
+            par = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=1)
+            for c, res in zip(order, par(delayed(run_tasks)(chunks[c]) for c in order)):
+                done[c] = res
+                bar.update(len(res))
+        return [row for res in done for row in res]
     finally:
         bar.close()
+
+
+def _cost(scn: Scenario) -> float:
+    """Relative cost of one replication of ``scn``, for ordering a sweep's chunks."""
+    return expected_leads(scn) * (1.0 if fast_engine_eligible(scn) else REFERENCE_ENGINE_COST)
 
 
 def _fork_context():
