@@ -71,6 +71,13 @@ Rules for changing the engine
   and ``tests/test_sim_behaviour.py::test_agenda_matches_event_per_item_for_any_policy``;
   then the theory tests, ``tests/test_sim_theory.py`` (Erlang C, Little's law exactly
   per replication, busy and duty minutes, monotonicity in staff).
+* This engine is the reference. ``sim.engine_fast`` runs the same algorithm compiled for
+  the common policies (one team, a shared FIFO or Hot-first queue, no breach action;
+  ``sim.engine_fast.eligible``), and ``sim.model`` uses it whenever it can. A change here
+  to what those policies do must be made there too, or ``eligible`` must exclude it;
+  ``tests/test_engine_fast.py`` requires identical histories from both, and the
+  equivalence tests above compare this engine's ``EAGER`` mode with the compiled one on
+  every case it takes (``EAGER`` itself always runs here).
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from sim.scenario import load_scenario
 
 SHIFTS = [{"name": "early", "people": 2, "start_hour": 7, "end_hour": 15},
           {"name": "late", "people": 1, "start_hour": 12, "end_hour": 21, "holidays": ["2026-01-23"]}]
+# The same team with its late shift in London (its hours on London's clock and holidays).
+ZONED = [SHIFTS[0], {**SHIFTS[1], "timezone": "Europe/London", "start_hour": 14, "end_hour": 22}]
 
 
 def both(scn, replication=0):
@@ -63,7 +65,7 @@ def test_regional_routing_goes_to_the_reference_engine():
     sdrs=st.integers(1, 6),
     policy=st.sampled_from(["fifo", "priority"]),
     attempts=st.integers(1, 5),
-    shifts=st.booleans(),
+    shifts=st.sampled_from([None, SHIFTS, ZONED]),
     contact=st.sampled_from([{"kind": "none"}, {"kind": "exponential", "tau_minutes": 7.5},
                              {"kind": "mixture", "tau_minutes": 3.8, "weight_fast": 0.6, "floor": 0.01}]),
     qualification=st.sampled_from([{"kind": "none"}, {"kind": "power", "d0_minutes": 347.0, "alpha": 1.12}]),
@@ -81,5 +83,7 @@ def test_compiled_engine_is_the_reference_for_any_scenario_it_takes(sdrs, policy
             "nurture.enabled": nurture, "nurture.max_reentries": reentries,
             "arrivals.leads_per_week": leads_per_week, "calendar.always_open": always_open, "seed": seed}
     if shifts:
-        over.update({"team.shifts": SHIFTS, "team.sdrs": 3})
+        over.update({"team.shifts": shifts, "team.sdrs": 3})
+        if shifts is ZONED:
+            over["calendar.always_open"] = False  # a zoned shift needs hours (refused otherwise)
     assert_same(*both(load_scenario(SCENARIOS / "baseline.yaml", over)))
