@@ -8,10 +8,7 @@ from typing import List, Optional
 import typer
 
 from common.errors import LabError
-
-
-def _money(x: float) -> str:
-    return f"${x:,.0f}"
+from common.money import fmt_money
 
 
 def describe(res) -> str:
@@ -25,16 +22,16 @@ def describe(res) -> str:
                       ("met every target (the closest are listed below)" if plan is res.plan else "exists"), ""]
             continue
         r = res.row(plan)
-        lines.append(f"{label}: {int(r['people'])} people, {_money(r['cost_per_week_usd'])} per week, "
-                     f"{_money(r['cost_per_quarter_usd'])} per quarter")
+        lines.append(f"{label}: {int(r['people'])} people, {fmt_money(r['cost_per_week_usd'], exact=True)} per week, "
+                     f"{fmt_money(r['cost_per_quarter_usd'], exact=True)} per quarter")
         lines += ["  " + x for x in res.schedule(plan).to_string().splitlines()]
         for t in res.targets:
             a, lo, hi = (r[f"{t.band}_{k}"] for k in ("attainment", "low", "high"))
             lines.append(f"  {t.band.upper()} answered within {t.minutes:g} min: {a:.1%} "
                          f"(95% interval {lo:.1%} to {hi:.1%}; target {t.share:.0%})")
-        lines.append(f"  net value against today: {_money(r['net_value_per_quarter_usd'])} per quarter "
-                     f"(95% interval {_money(r['net_value_per_quarter_low'])} to "
-                     f"{_money(r['net_value_per_quarter_high'])}); {_money(r['net_value_usd'])} over the "
+        lines.append(f"  net value against today: {fmt_money(r['net_value_per_quarter_usd'], exact=True)} per quarter "
+                     f"(95% interval {fmt_money(r['net_value_per_quarter_low'], exact=True)} to "
+                     f"{fmt_money(r['net_value_per_quarter_high'], exact=True)}); {fmt_money(r['net_value_usd'], exact=True)} over the "
                      f"{r['weeks']:g}-week window")
         lines.append("")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from common.intervals import mean_interval
+from common.money import fmt_money
 from sim.kpis import kpi as kpi_def
 
 #: What the recommendation maximises by default.
@@ -80,16 +81,6 @@ class Limits:
             why.append(f"SDRs would be busy {_vs(means['sdr_utilisation'], self.max_utilisation)} of their time, "
                        f"above {self.max_utilisation:.0%}")
         return why
-
-
-def fmt_money(value: float, signed: bool = False) -> str:
-    """$1.23M, $285k, $950; signed: +$40k / -$40k."""
-    if value != value:
-        return "n/a"
-    a = abs(value)
-    text = f"${a / 1e6:,.2f}M" if a >= 1e6 else f"${a / 1e3:,.0f}k" if a >= 1e3 else f"${a:,.0f}"
-    sign = "-" if value < 0 and round(a) > 0 else ("+" if signed and value > 0 else "")
-    return sign + text
 
 
 def money_sentence(e: pd.DataFrame, with_net: bool = True) -> str:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from common.money import fmt_money
 from common.paths import display_path
 from sim.kpis import kpi as kpi_def
 # The rule and its effects live in lab.decision; this module writes them in words.
 from lab.decision import (EFFECT_KPIS, OBJECTIVE, Limits, Recommendation, _vs, effects,  # noqa: F401
-                          fmt_money, money_sentence, recommend)
+                          money_sentence, recommend)
 
 
 # ------------------------------------------------------------------ formatting

@@ -12,6 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from common.money import axis_money
+
 BASE_COLOR = "#7f7f7f"
 PICK_COLOR = "#d62728"
 OTHER_COLOR = "#1f77b4"
@@ -35,17 +37,6 @@ def _policies(summary: pd.DataFrame, policies=None) -> list[str]:
 def _kpi(summary: pd.DataFrame, kpi: str, policies: list[str]) -> pd.DataFrame:
     s = summary[summary["kpi"] == kpi].set_index("policy")
     return s.reindex(policies)
-
-
-def money(x, _pos=None) -> str:
-    """$1.2M, $350k, $900: the axis labels of money charts."""
-    x = float(x)
-    sign, a = ("-" if x < 0 else ""), abs(x)  # -$100k, never $-100k
-    if a >= 1e6:
-        return f"{sign}${a / 1e6:,.1f}M"
-    if a >= 1e3:
-        return f"{sign}${a / 1e3:,.0f}k"
-    return f"{sign}${a:,.0f}"
 
 
 def minutes_label(m: float) -> str:
@@ -253,7 +244,7 @@ def kpi_errorbars(summary: pd.DataFrame, kpi: str, policies=None, baseline: str 
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     if as_money or (as_money is None and kpi.endswith("_usd")):
-        ax.xaxis.set_major_formatter(FuncFormatter(money))
+        ax.xaxis.set_major_formatter(FuncFormatter(axis_money))
     elif as_share:
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(xlabel or kpi)
@@ -310,7 +301,7 @@ def threshold_curve(summary: pd.DataFrame, cutoffs: dict[str, float], current: f
         if fmt == "share":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         elif fmt == "money":
-            ax.yaxis.set_major_formatter(FuncFormatter(money))
+            ax.yaxis.set_major_formatter(FuncFormatter(axis_money))
     fig.suptitle("What the cut-off buys: volume against quality under a fixed team"
                  + ("" if current is None else f" (dashed: today's cut-off {current:g})"))
     return fig
@@ -393,7 +384,7 @@ def staffing_frontier(candidates: pd.DataFrame, targets, chosen: str | None = No
         ax.set_title(f"{b.upper()} answered within {minutes_label(t.minutes)}")
         ax.set_xlabel("team cost per week")
         ax.set_ylabel("simulated attainment")
-        ax.xaxis.set_major_formatter(FuncFormatter(money))
+        ax.xaxis.set_major_formatter(FuncFormatter(axis_money))
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes[0][0].legend(fontsize=8, loc="lower right")
     return fig
