@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibration.history import FittedFunnel, read_history
+from calibration.fitted_funnel import FittedFunnel
+from calibration.history_read import read_history
 from common.intervals import LEVEL, mean_interval, normal_quantile, t_half_width
 from sim.kpis import funnel_kpis, implied_stages, kpi, kpi_interval
 

@@ -24,7 +24,7 @@ def export_dashboard(export, mapping, base, by: str | None = None, names=None) -
     """
     import math
 
-    from calibration.history import read_history
+    from calibration.history_read import read_history
     from lab.story import fmt, label
     from sim.kpis import NOT_IN_EXPORT, dashboard, kpi
     from sim.scenario import Scenario, build_scenario, load_scenario

@@ -24,7 +24,8 @@ import pandas as pd
 import pytest
 
 from calibration.backtest import backtest
-from calibration.history import _rate_row, fit_decay, fit_scenario
+from calibration.decay_fit import fit_decay
+from calibration.history import _rate_row, fit_scenario
 from lab.cli import main
 from common.errors import LabError
 from sim.model import run_replication

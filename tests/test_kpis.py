@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.history import read_history
+from calibration.history_read import read_history
 from common.paths import DATA, SCENARIOS
 from lab.cli import main
 from sim.experiment import run_scenario
