@@ -45,14 +45,15 @@ def register(app: typer.Typer) -> None:
         show_params: bool = typer.Option(False, "--show-params", help="List the notebook's parameters and exit."),
     ):
         """Run one notebook with parameters (-p NAME VALUE, repeatable); print the HTML path."""
-        from lab import notebooks
+        from lab.notebook_params import notebook_parameters
+        from lab.notebook_run import run_notebook
 
         if show_params:
-            for pname, p in notebooks.notebook_parameters(notebook).items():
+            for pname, p in notebook_parameters(notebook).items():
                 print(f"{pname}: {p.type or '?'} = {p.default}  # {p.help}")
             return
-        record = notebooks.run_notebook(notebook, parse_param_args(ctx.args), out, name_hint=name,
-                                        kernel=kernel, progress=sys.stderr.isatty())
+        record = run_notebook(notebook, parse_param_args(ctx.args), out, name_hint=name,
+                              kernel=kernel, progress=sys.stderr.isatty())
         print(record.html_path)
 
     @app.command()
@@ -77,18 +78,20 @@ def register(app: typer.Typer) -> None:
     ):
         """Run the whole decision chain (lab/pipeline.py) on an export - yours with --export
         and --mapping, or the shipped sample - and print the index's path."""
-        from lab import notebooks
+        from lab.notebook_jobs import run_many
+        from lab.notebook_run import output_folder
         from lab.pipeline import main_jobs
+        from lab.run_index import write_index
 
         for name, path in (("--export", export), ("--mapping", mapping), ("--scenario", scenario),
                            ("--policies", policies)):
             if path is not None and not path.exists():
                 raise LabError(f"{name} {path}: file not found")
-        notebooks._output_folder(out)  # a file of that name, or no write permission: say so first
+        output_folder(out)  # a file of that name, or no write permission: say so first
         chain = main_jobs(out, export=export, mapping=mapping, scenario=scenario, policies=policies,
                           replications=replications, seed=seed, outcome=outcome, plan=plan)
-        records = notebooks.run_many(chain, out, n_jobs=jobs, progress=sys.stderr.isatty())
-        index = notebooks.write_index(out)
+        records = run_many(chain, out, n_jobs=jobs, progress=sys.stderr.isatty())
+        index = write_index(out)
         for r in records:  # skipped notebooks were already named as they were skipped
             if r.status == "failed":
                 print(f"failed: {r.notebook}: {r.error}", file=sys.stderr)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.notebooks import Job
+from lab.notebook_jobs import Job
 from common.paths import DATA, SCENARIOS
 
 #: Replications per policy when neither the command nor the policy file says (a baseline

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from common.errors import LabError
-from lab import notebooks as nbr
 from lab.cli import main
+from lab.notebook_jobs import Job
+from lab.notebook_progress import Progress, progress_mode
+from lab.notebook_run import run_notebook
 
 HERE = Path(__file__).parent / "notebooks"
 FAILS = HERE / "fails.ipynb"
@@ -23,11 +25,11 @@ POLICIES = ("base: small.yaml\npolicies:\n  - name: baseline\n  - name: sdrs_8\n
 
 
 def test_progress_modes_follow_the_terminal(capsys):
-    assert nbr.progress_mode(True) == "bars" and nbr.progress_mode(False) == "lines"
-    assert nbr.progress_mode("off") == "off"
-    assert nbr.progress_mode(None) == "lines"  # stderr is captured here: no terminal
+    assert progress_mode(True) == "bars" and progress_mode(False) == "lines"
+    assert progress_mode("off") == "off"
+    assert progress_mode(None) == "lines"  # stderr is captured here: no terminal
     with pytest.raises(LabError, match=r"progress must be one of bars, lines, off, True, False or None; got 'loud'"):
-        nbr.progress_mode("loud")
+        progress_mode("loud")
 
 
 def _feed(reporter):
@@ -45,7 +47,7 @@ LABELS = {0: "03_sla_policies", 1: "04_threshold_policies"}
 
 
 def test_a_terminal_gets_a_bar_per_running_notebook_cell_by_cell(capsys):
-    _feed(nbr.Progress("bars", LABELS, total=3))
+    _feed(Progress("bars", LABELS, total=3))
     err = capsys.readouterr().err
     for shown in ("03_sla_policies: started", "04_threshold_policies: started", "03_sla_policies: cell 7/23",
                   "04_threshold_policies: cell 2/9", "03_sla_policies: finished in 41.2 s",
@@ -55,7 +57,7 @@ def test_a_terminal_gets_a_bar_per_running_notebook_cell_by_cell(capsys):
 
 
 def test_a_log_gets_plain_lines_and_no_bars(capsys):
-    _feed(nbr.Progress("lines", LABELS, total=3))
+    _feed(Progress("lines", LABELS, total=3))
     assert capsys.readouterr().err.splitlines() == [
         "03_sla_policies: started",
         "04_threshold_policies: started",
@@ -66,7 +68,7 @@ def test_a_log_gets_plain_lines_and_no_bars(capsys):
 
 
 def test_off_says_nothing(capsys):
-    _feed(nbr.Progress("off", LABELS, total=3))
+    _feed(Progress("off", LABELS, total=3))
     assert capsys.readouterr().err == ""
 
 
@@ -75,7 +77,7 @@ def test_off_says_nothing(capsys):
 
 def test_each_cell_is_reported_as_it_starts(tmp_path):
     events = []
-    record = nbr.run_notebook(FAILS, {}, tmp_path, progress=lambda kind, data: events.append((kind, data)))
+    record = run_notebook(FAILS, {}, tmp_path, progress=lambda kind, data: events.append((kind, data)))
     assert record.status == "ok"
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "started" and kinds[-2:] == ["rendering", "finished"] and events[-1][1]["status"] == "ok"
@@ -90,9 +92,9 @@ def test_report_in_a_log_says_each_notebook_started_finished_failed_or_skipped(t
     import lab.pipeline
 
     monkeypatch.setattr(lab.pipeline, "main_jobs", lambda out, **chain: [
-        nbr.Job(FAILS, {}, name_hint="north"), nbr.Job(FAILS, {"message": "x"}, name_hint="south"),
-        nbr.Job(FAILS, {"fail": True}, name_hint="bad", stage=1),
-        nbr.Job(FAILS, {}, name_hint="later", stage=2)])
+        Job(FAILS, {}, name_hint="north"), Job(FAILS, {"message": "x"}, name_hint="south"),
+        Job(FAILS, {"fail": True}, name_hint="bad", stage=1),
+        Job(FAILS, {}, name_hint="later", stage=2)])
     assert main(["report", "--out", str(tmp_path), "--jobs", "2"]) == 1
     err = capsys.readouterr().err
     lines = err.splitlines()
@@ -153,10 +155,10 @@ RUNNER = """
 import sys
 from pathlib import Path
 import lab.pipeline
-from lab import notebooks as nbr
 from lab.cli import main
+from lab.notebook_jobs import Job
 slow = Path(sys.argv[1])
-lab.pipeline.main_jobs = lambda out, **chain: [nbr.Job(slow, {}, name_hint="a"), nbr.Job(slow, {}, name_hint="b")]
+lab.pipeline.main_jobs = lambda out, **chain: [Job(slow, {}, name_hint="a"), Job(slow, {}, name_hint="b")]
 sys.exit(main(["report", "--out", sys.argv[2], "--jobs", "2"]))
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab import notebooks as nbr
+from lab import notebook_jobs, notebook_params, notebook_run, run_index
 from lab.cli import main
 from lab.cli_notebooks import parse_param_args
 from common.errors import LabError
@@ -27,7 +27,7 @@ ACCEPTED = "Accepted parameters: title: str, n_points: int, scale: float, seed: 
 
 
 def test_parameters_read_from_the_tagged_cell():
-    params = nbr.notebook_parameters(PLOT)
+    params = notebook_params.notebook_parameters(PLOT)
     assert list(params) == ["title", "n_points", "scale", "seed", "show_table", "bands"]
     assert params["n_points"] == ("int", "20", "number of points on the curve")
     kind, default, help_ = params["bands"]
@@ -35,16 +35,16 @@ def test_parameters_read_from_the_tagged_cell():
 
 
 def test_command_line_strings_are_converted_to_the_declared_types():
-    values = nbr.validate_parameters(PLOT, {
+    values = notebook_params.validate_parameters(PLOT, {
         "title": "42", "n_points": "30", "scale": "2", "show_table": "no", "bands": "[A, B]"})
     assert values == {"title": "42", "n_points": 30, "scale": 2.0, "show_table": False, "bands": ["A", "B"]}
-    assert nbr.validate_parameters(PLOT, {"bands": '["x"]', "scale": 3})["scale"] == 3.0
+    assert notebook_params.validate_parameters(PLOT, {"bands": '["x"]', "scale": 3})["scale"] == 3.0
 
 
 def test_unknown_names_are_refused_with_the_accepted_list():
     with pytest.raises(LabError, match=r"plot_report.ipynb: unknown parameter 'n_point' "
                                        r"\(did you mean 'n_points'\?\)") as err:
-        nbr.validate_parameters(PLOT, {"n_point": "3"})
+        notebook_params.validate_parameters(PLOT, {"n_point": "3"})
     assert ACCEPTED in str(err.value)
 
 
@@ -59,13 +59,13 @@ def test_unknown_names_are_refused_with_the_accepted_list():
 ])
 def test_wrong_types_are_refused_with_the_rule_and_the_value(name, value, rule):
     with pytest.raises(LabError, match=re.escape(f"parameter '{name}' must be {rule}, got {value!r}")) as err:
-        nbr.validate_parameters(PLOT, {name: value})
+        notebook_params.validate_parameters(PLOT, {name: value})
     assert ACCEPTED in str(err.value)
 
 
 def test_all_problems_are_reported_at_once():
     with pytest.raises(LabError, match=r"unknown parameter 'colour'; parameter 'seed' must be an integer"):
-        nbr.validate_parameters(PLOT, {"colour": "red", "seed": "x"})
+        notebook_params.validate_parameters(PLOT, {"colour": "red", "seed": "x"})
 
 
 def test_untyped_and_optional_parameters(tmp_path):
@@ -77,19 +77,19 @@ def test_untyped_and_optional_parameters(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     path = tmp_path / "untyped.ipynb"
     nbformat.write(nb, path)
-    assert nbr.validate_parameters(path, {"limit": "none", "rate": "1"}) == {"limit": None, "rate": 1.0}
-    assert nbr.validate_parameters(path, {"limit": "7"}) == {"limit": 7}
+    assert notebook_params.validate_parameters(path, {"limit": "none", "rate": "1"}) == {"limit": None, "rate": 1.0}
+    assert notebook_params.validate_parameters(path, {"limit": "7"}) == {"limit": 7}
     with pytest.raises(LabError, match="parameter 'rate' must be a number"):
-        nbr.validate_parameters(path, {"rate": "fast"})
+        notebook_params.validate_parameters(path, {"rate": "fast"})
 
 
 def test_notebooks_resolve_by_path_stem_or_unique_prefix(monkeypatch):
     monkeypatch.setattr("lab.notebook_params.NOTEBOOKS", HERE)
-    assert nbr.resolve_notebook("plot_report") == PLOT
-    assert nbr.resolve_notebook("fa") == FAILS
-    assert nbr.resolve_notebook(str(PLOT)) == PLOT.resolve()
+    assert notebook_params.resolve_notebook("plot_report") == PLOT
+    assert notebook_params.resolve_notebook("fa") == FAILS
+    assert notebook_params.resolve_notebook(str(PLOT)) == PLOT.resolve()
     with pytest.raises(LabError, match=r"notebook 'nope': no such file.*available: fails, plot_report"):
-        nbr.resolve_notebook("nope")
+        notebook_params.resolve_notebook("nope")
 
 
 def test_param_pairs_from_the_command_line():
@@ -113,7 +113,7 @@ def test_bad_parameters_stop_the_cli_before_anything_runs(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    record = nbr.run_notebook(PLOT, {"n_points": "30", "title": "Speed to lead"}, out)
+    record = notebook_run.run_notebook(PLOT, {"n_points": "30", "title": "Speed to lead"}, out)
     return record, record.html_path.read_text()
 
 
@@ -163,7 +163,7 @@ def test_executed_notebook_holds_the_injected_parameters(good_run):
 
 
 def test_failing_cell_keeps_the_notebook_and_the_previous_report(tmp_path, capsys):
-    good = nbr.run_notebook(FAILS, {"fail": False}, tmp_path)
+    good = notebook_run.run_notebook(FAILS, {"fail": False}, tmp_path)
     latest = tmp_path / good.latest
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.html") if p.name != "index.html"}
 
@@ -184,7 +184,7 @@ def test_failing_cell_keeps_the_notebook_and_the_previous_report(tmp_path, capsy
     after = {p.name: p.read_bytes() for p in tmp_path.glob("*.html") if p.name != "index.html"}
     assert after == before and latest.read_bytes() == before[latest.name]
 
-    runs = nbr.read_ledger(tmp_path)
+    runs = run_index.read_ledger(tmp_path)
     assert [r["status"] for r in runs] == ["ok", "failed"]
     assert runs[1]["ipynb"] == f"failed/{kept[0].name}" and "SLA file missing" in runs[1]["error"]
     index = (tmp_path / "index.html").read_text()
@@ -193,8 +193,8 @@ def test_failing_cell_keeps_the_notebook_and_the_previous_report(tmp_path, capsy
 
 
 def test_same_second_runs_get_distinct_names(tmp_path):
-    first, part1 = nbr._claim(tmp_path, "nb", "h")
-    second, part2 = nbr._claim(tmp_path, "nb", "h")
+    first, part1 = notebook_run._claim(tmp_path, "nb", "h")
+    second, part2 = notebook_run._claim(tmp_path, "nb", "h")
     assert first != second and part1.exists() and part2.exists()
 
 
@@ -202,11 +202,11 @@ def test_same_second_runs_get_distinct_names(tmp_path):
 
 
 def test_parallel_runs_all_land_in_the_index(tmp_path):
-    jobs = [nbr.Job(FAILS, {"message": "x"}, name_hint="north"),
-            nbr.Job(FAILS, {}, name_hint="south")]
-    records = nbr.run_many(jobs, tmp_path, n_jobs=2, progress=False)
+    jobs = [notebook_jobs.Job(FAILS, {"message": "x"}, name_hint="north"),
+            notebook_jobs.Job(FAILS, {}, name_hint="south")]
+    records = notebook_jobs.run_many(jobs, tmp_path, n_jobs=2, progress=False)
     assert [(r.hint, r.status) for r in records] == [("north", "ok"), ("south", "ok")]
-    assert sorted(r["hint"] for r in nbr.read_ledger(tmp_path)) == ["north", "south"]
+    assert sorted(r["hint"] for r in run_index.read_ledger(tmp_path)) == ["north", "south"]
     index = (tmp_path / "index.html").read_text()
     assert index.count('class="status ok"') == 4  # latest table + all-runs table
     assert "fails__north.html" in index and "fails__south.html" in index
@@ -215,8 +215,9 @@ def test_parallel_runs_all_land_in_the_index(tmp_path):
 
 def test_ledger_appends_from_many_writers_stay_whole(tmp_path):
     def write(i):
-        nbr._record(tmp_path, nbr.RunRecord(run_id=f"r{i}", notebook="nb", hint=f"h{i}", params={"i": i},
-                                            seed=None, status="ok", started=f"2024-01-01T00:00:{i:02d}Z"))
+        notebook_run._record(tmp_path, notebook_run.RunRecord(run_id=f"r{i}", notebook="nb", hint=f"h{i}",
+                                                              params={"i": i}, seed=None, status="ok",
+                                                              started=f"2024-01-01T00:00:{i:02d}Z"))
     threads = [threading.Thread(target=write, args=(i,)) for i in range(24)]
     for t in threads:
         t.start()
@@ -231,14 +232,14 @@ def test_report_runs_the_chain_and_fails_when_a_job_fails(tmp_path, capsys, monk
     import lab.pipeline
 
     monkeypatch.setattr(lab.pipeline, "main_jobs", lambda out, **chain: [
-        nbr.Job(FAILS, {"fail": True}), nbr.Job(FAILS, {}, name_hint="later", stage=1)])
+        notebook_jobs.Job(FAILS, {"fail": True}), notebook_jobs.Job(FAILS, {}, name_hint="later", stage=1)])
     rc = main(["report", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert rc == 1
     assert out.strip() == str(tmp_path / "index.html")
     assert "failed: fails: notebook fails.ipynb failed at cell 4" in err
     assert "fails [later]: skipped, an earlier stage failed" in err  # said once, as it happens
-    assert [r["status"] for r in nbr.read_ledger(tmp_path)] == ["failed"]
+    assert [r["status"] for r in run_index.read_ledger(tmp_path)] == ["failed"]
 
 
 def test_report_with_an_empty_chain_writes_the_index(tmp_path, capsys, monkeypatch):
@@ -251,7 +252,7 @@ def test_report_with_an_empty_chain_writes_the_index(tmp_path, capsys, monkeypat
 
 
 @pytest.mark.parametrize("installed, expected", [
-    ("here", nbr.KERNEL),      # the project's kernel runs this interpreter: use it
+    ("here", notebook_run.KERNEL),      # the project's kernel runs this interpreter: use it
     ("elsewhere", "python3"),  # it runs another Python: fall back to python3 (sys.executable)
     (None, "python3"),         # not installed
 ])
@@ -263,13 +264,13 @@ def test_default_kernel_runs_this_interpreter(monkeypatch, tmp_path, installed, 
     python = {"here": sys.executable, "elsewhere": str(tmp_path / "other-venv" / "bin" / "python")}
 
     def get_kernel_spec(self, name):
-        if installed is None or name != nbr.KERNEL:
+        if installed is None or name != notebook_run.KERNEL:
             raise NoSuchKernel(name)
         return KernelSpec(argv=[python[installed], "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                           display_name=name, language="python")
 
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", get_kernel_spec)
-    assert nbr.default_kernel() == expected
+    assert notebook_run.default_kernel() == expected
 
 
 def test_report_header_shows_project_files_relative_to_the_project():

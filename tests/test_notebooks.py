@@ -14,7 +14,8 @@ import re
 import nbformat
 import pytest
 
-from lab.notebooks import notebook_parameters, run_many, validate_parameters
+from lab.notebook_jobs import run_many
+from lab.notebook_params import notebook_parameters, validate_parameters
 from lab.pipeline import main_jobs
 from common.errors import LabError
 from common.paths import NOTEBOOKS, ROOT
