@@ -34,7 +34,8 @@ from numba import njit
 from numba.typed import List
 
 from sim.calendar import BusinessClock, working_intervals
-from sim.engine import HOT, MQL, NOT_QUALIFIED, OPEN, QUALIFIED, UNREACHED, Draws, Engine, Episodes
+from sim.engine import Engine
+from sim.episodes import HOT, MQL, NOT_QUALIFIED, OPEN, QUALIFIED, UNREACHED, Draws, Episodes
 from sim.scenario import REASONS, Scenario
 
 ENABLED = os.environ.get("SMARKETING_PYTHON_ENGINE", "") not in ("1", "true", "yes")

@@ -16,8 +16,9 @@ import pandas as pd
 
 from sim.arrivals import ENGAGEMENT, SEGMENT_NAMES, arrival_times, sample_leads, segment_code
 from sim.calendar import BusinessClock
-from sim.engine import MQL, QUALIFIED, Draws, Engine, Episodes
+from sim.engine import Engine
 from sim.engine_fast import FastEngine, eligible as fast_engine_eligible
+from sim.episodes import MQL, QUALIFIED, Draws, Episodes
 from sim.columns import labels, numbered
 from sim.scenario import REASONS, Scenario
 

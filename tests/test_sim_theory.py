@@ -244,7 +244,8 @@ def _edf_engine(c: int, hot_minutes: float, mql_minutes: float, handle: np.ndarr
     """An engine on the M/M/c scenario (always open, wall-clock SLA, one touch, no decay,
     nothing re-enters) with ``c`` SDRs, the given SLAs and handling minutes per lead;
     the arrivals are fed to ``Engine.run`` directly."""
-    from sim.engine import Draws, Engine
+    from sim.engine import Engine
+    from sim.episodes import Draws
 
     scn = load_scenario(SCENARIOS / "mmc.yaml", {
         "team.sdrs": c, "routing.policy": policy, "sla.hot_minutes": hot_minutes, "sla.mql_minutes": mql_minutes,

@@ -272,7 +272,8 @@ def test_a_lead_waits_for_its_own_team_s_hours_in_another_zone():
     an APAC lead arriving at 10:00 waits for Tokyo's Tuesday 9:00, 19:00 New York (540
     minutes), though the New York rep is free; a North American lead at 10:00 is taken at
     once; an APAC lead at 21:00 (11:00 in Tokyo) is taken at once."""
-    from sim.engine import Draws, Engine
+    from sim.engine import Engine
+    from sim.episodes import Draws
 
     shifts = [{"name": "apac", "people": 1, "start_hour": 9, "end_hour": 17, "timezone": "Asia/Tokyo",
                "regions": ["apac"]}, {"name": "rest", "people": 1, "start_hour": 9, "end_hour": 18}]
