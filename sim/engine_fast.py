@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 from numba import njit
@@ -41,7 +42,7 @@ from sim.scenario import REASONS, Scenario
 ENABLED = os.environ.get("SMARKETING_PYTHON_ENGINE", "") not in ("1", "true", "yes")
 
 DAY = 1440.0
-# Event kinds (the callbacks of sim.engine) and agenda kinds.
+# Event kinds (the callbacks of sim.engine and sim.pool) and agenda kinds.
 DONE, BELL, ALARM = 0, 1, 2
 PUSH, ENTER = 0, 1
 # Decay curve kinds (sim.scenario.DecayCurve.kind).
@@ -508,6 +509,21 @@ def _run(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EV, RI, RF, AF, AI, AG, Fo, LG, g
     return RIh[0], RFh[0], LGh[0]
 
 
+def _announce_compile() -> None:
+    """Say so on a terminal when this call will compile the engine (no machine code loaded
+    here and none valid in numba's cache beside this file): half a minute of silence
+    otherwise looks like a hang. Not in logs, notebooks or captured output, whose readers
+    see the run's own progress lines. Reads numba's cache index through private names; if
+    they change, nothing is said."""
+    try:
+        cold = sys.stderr.isatty() and not _run.signatures and not _run._cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - a message is all that is at stake
+        cold = False
+    if cold:
+        print("Compiling the simulator's fast engine (once per machine, about half a minute)...",
+              file=sys.stderr, flush=True)
+
+
 class _Stats:
     """``Pool.stats`` of the compiled run."""
 
@@ -616,6 +632,7 @@ class FastEngine:
         gaps = np.asarray(np.diff(team.attempt_offsets_minutes()), dtype=np.float64)
         if len(gaps) == 0:
             gaps = np.zeros(1)
+        _announce_compile()
         RI, RF, LG = _run(S, G, LI, LF, WF, WI, WD, QB, self.draws.u_touch, self.draws.handle, EV, RI, RF,
                           AF, AI, AG, Fo, LG, gaps)
 

@@ -471,7 +471,7 @@ def _segments(leads: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
 def team_kpis(pools: dict, reassigned: int, breaches: int = 0, escalated: int = 0,
               other: dict | None = None) -> dict[str, float]:
     """Utilisation and queue KPIs of each pool, from the simulator's own measurements
-    (``sim.engine.Pool.stats``: time averages over the same window as every other KPI),
+    (``sim.pool.Pool.stats``: time averages over the same window as every other KPI),
     and what enforced the SLA: breaches acted on and escalations (counted over the run).
     ``other``: pools without KPIs of their own (the overflow team): utilisation only."""
     k: dict[str, float] = {}

@@ -42,7 +42,7 @@ class Replication:
     leads: pd.DataFrame      # one row per lead, CRM export columns plus run-time minutes
     episodes: pd.DataFrame   # one row per pass through the SDR/AE queue
     pools: dict              # per team ("sdr", "ae"): busy, duty and queue statistics over
-                             # [warm-up end, horizon] (``sim.engine.Pool.stats``)
+                             # [warm-up end, horizon] (``sim.pool.Pool.stats``)
     reassigned: int
     _log: tuple = None        # the follow-up's stage changes (lead, stage, time, reason lists)
     _horizon: float = 0.0
