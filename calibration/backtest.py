@@ -40,7 +40,8 @@ import pandas as pd
 from calibration.fitted_funnel import FittedFunnel
 from calibration.history_read import read_history
 from common.intervals import LEVEL, mean_interval, normal_quantile, t_half_width
-from sim.kpis import funnel_kpis, implied_stages, kpi, kpi_interval
+from sim.kpi_dashboard import implied_stages, kpi_interval
+from sim.kpis import funnel_kpis, kpi
 
 # What an export can show, in the order the back-test lists them.
 BACKTEST_KPIS = [

@@ -1,5 +1,5 @@
 """The shared dashboard (DOMAIN.md section 5) on a team's own CRM export, as the funnel
-notebook shows it: the simulated runs' KPI definitions (``sim.kpis.dashboard``) with 95%
+notebook shows it: the simulated runs' KPI definitions (``sim.kpi_dashboard.dashboard``) with 95%
 intervals, and "not in this export" where the export cannot support a figure."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ DASHBOARD_KPIS = ["leads_per_week", "mql_per_week", "hot_share_of_mql", "respons
 
 def export_dashboard(export, mapping, base, by: str | None = None, names=None) -> pd.DataFrame:
     """The shared dashboard on a CRM export, with the simulated runs' KPI definitions
-    (``sim.kpis.dashboard``): one row per KPI, one column per group (``by``: None for the
+    (``sim.kpi_dashboard.dashboard``): one row per KPI, one column per group (``by``: None for the
     whole export, ``"week"``, ``"segment"`` or a lead column such as ``channel``), cells
     "value (95% interval)" or "not in this export" (never 0).
 
@@ -26,7 +26,8 @@ def export_dashboard(export, mapping, base, by: str | None = None, names=None) -
 
     from calibration.history_read import read_history
     from lab.story import fmt, label
-    from sim.kpis import NOT_IN_EXPORT, dashboard, kpi
+    from sim.kpi_dashboard import NOT_IN_EXPORT, dashboard
+    from sim.kpis import kpi
     from sim.scenario import Scenario, build_scenario, load_scenario
 
     scn = base if isinstance(base, Scenario) else load_scenario(base)

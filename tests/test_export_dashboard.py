@@ -7,7 +7,7 @@ import pytest
 from calibration.synthetic_crm import simulated_history, write_hubspot, write_salesforce
 from common.paths import DATA, SCENARIOS
 from lab.export_view import export_dashboard
-from sim.kpis import NOT_IN_EXPORT
+from sim.kpi_dashboard import NOT_IN_EXPORT
 from sim.scenario import load_scenario
 
 
