@@ -132,6 +132,30 @@ def poisson_rate_interval(k, exposure, level: float = LEVEL) -> tuple[float, flo
     return k / exposure, float(lo) / exposure, float(hi) / exposure
 
 
+def poisson_sum_interval(values, exposure: float = 1.0, level: float = LEVEL) -> tuple[float, float, float]:
+    """Total of ``values`` per ``exposure`` when the number of values is a Poisson count
+    (a compound Poisson sum: pipeline is the amounts of a random number of
+    opportunities), with the gamma interval of Fay and Feuer (1997, Statistics in
+    Medicine 16:791) for weighted Poisson sums: the lower end from a gamma with the sum's
+    mean and variance (sum of squares), the upper end with one more largest value added.
+
+    The normal interval on the same variance covered 93.3% at a 95% level on lognormal
+    amounts (sigma 0.8, 60 opportunities); this one covers 97% there
+    (``tests/test_intervals.py``). With a dozen opportunities or fewer and very skewed
+    amounts (sigma 1.2) it falls to about 89%. NaN below 2 values."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    y = float(x.sum())
+    total = y / exposure
+    if x.size < 2 or y <= 0:
+        return total, math.nan, math.nan
+    v, top = float((x ** 2).sum()), float(x.max())
+    a = 1 - level
+    lo = stats.gamma.ppf(a / 2, y * y / v, scale=v / y)
+    hi = stats.gamma.ppf(1 - a / 2, (y + top) ** 2 / (v + top * top), scale=(v + top * top) / (y + top))
+    return total, float(lo) / exposure, float(hi) / exposure
+
+
 def quantile_interval(x, q: float, level: float = LEVEL) -> tuple[float, float, float]:
     """Sample quantile with a distribution-free interval from order statistics (the
     ranks between which the ``q`` quantile lies with probability ``level``, binomial)."""

@@ -63,15 +63,33 @@ def kpi_supported(leads: pd.DataFrame, name: str) -> bool:
     return all(c in leads and leads[c].notna().any() for c in needs)
 
 
-def kpi_interval(name: str, k: dict, weeks: float) -> tuple[float, float]:
+def kpi_interval(name: str, k: dict, weeks: float, evidence: dict | None = None) -> tuple[float, float]:
     """95% interval of KPI ``name`` from one export's KPIs ``k`` (``common.intervals``):
-    exact Poisson for counts per week, Wilson for shares with a known denominator;
-    NaN where the lead table alone cannot give one."""
-    from common.intervals import poisson_rate_interval, proportion_interval
+    exact Poisson for counts and counts per week, Wilson for shares, order statistics for
+    response-time quantiles, t for means, a compound-Poisson sum for pipeline and revenue
+    (``evidence``: what ``funnel_kpis`` computed each KPI from); NaN where neither gives
+    one (cost and net value, which come from the scenario, and ratios of two sums)."""
+    from common.intervals import (mean_interval, poisson_rate_interval, poisson_sum_interval, proportion_interval,
+                                  quantile_interval)
 
     v = k.get(name, float("nan"))
     if v is None or not np.isfinite(v):
         return float("nan"), float("nan")
+    how = (evidence or {}).get(name)
+    if how is not None and name not in _COUNT_OF:
+        if how[0] == "share" and how[2] > 0:
+            _, lo, hi = proportion_interval(int(how[1]), int(how[2]))
+            return lo, hi
+        if how[0] == "mean":
+            _, lo, hi, _ = mean_interval(how[1])
+            return lo, hi
+        if how[0] == "quantile":
+            x = np.asarray(how[1], dtype=float)
+            _, lo, hi = quantile_interval(x[~np.isnan(x)], how[2])
+            return lo, hi
+        if how[0] == "sum" and how[2] > 0:
+            _, lo, hi = poisson_sum_interval(how[1], how[2])
+            return lo, hi
     if name in _COUNT_OF and weeks > 0:
         _, lo, hi = poisson_rate_interval(int(k[_COUNT_OF[name]]), weeks)
         return lo, hi
@@ -140,13 +158,14 @@ def dashboard(leads: pd.DataFrame, scn: Scenario, start=None, end=None, by: str 
     rows = []
     for label, mask, s, e in groups:
         sub = implied_stages(leads[mask.to_numpy()])
-        k = funnel_kpis(sub, None, scn, s, e)
+        evidence: dict = {}
+        k = funnel_kpis(sub, None, scn, s, e, evidence=evidence)
         weeks = (e - s) / pd.Timedelta(days=7)
         for name in names or list(KPIS):
             if name not in k:
                 continue
             ok = kpi_supported(leads, name)
-            lo, hi = kpi_interval(name, k, weeks) if ok else (float("nan"), float("nan"))
+            lo, hi = kpi_interval(name, k, weeks, evidence) if ok else (float("nan"), float("nan"))
             rows.append(dict(by=by or "all", group=label, kpi=name, value=k[name] if ok else float("nan"),
                              ci_low=lo, ci_high=hi, unit=kpi(name).unit, status="ok" if ok else NOT_IN_EXPORT))
     return pd.DataFrame(rows)

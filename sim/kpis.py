@@ -38,7 +38,7 @@ import pandas as pd
 
 from common.intervals import summarise_means
 from sim.calendar import BusinessClock, SlaClocks
-from sim.economics import money_kpis
+from sim.economics import QUARTER_WEEKS, money_kpis
 from sim.scenario import REASONS, SEGMENTS, Scenario
 
 DAY = 1440.0
@@ -313,7 +313,7 @@ def _who(leads: pd.DataFrame, scn: Scenario, clocks: SlaClocks):
 
 def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
                 start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
-                clock: BusinessClock | None = None) -> dict[str, float]:
+                clock: BusinessClock | None = None, evidence: dict | None = None) -> dict[str, float]:
     """Every funnel KPI of ``KPIS`` for the window ``[start, end)`` (default: the
     scenario's warm-up end and horizon). See the module docstring for the cohort rules.
 
@@ -324,7 +324,11 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
         ``owner_id`` on a first touch names the rep who made it (SLAs on the owner's hours).
     scn : the scenario whose calendar (time zone, business hours), SLA targets, channel
         costs, win odds and revenue target the KPIs use.
+    evidence : if given, filled with what each KPI was computed from, for its interval
+        (``sim.kpi_dashboard.kpi_interval``): ``("share", hits, trials)``, ``("mean",
+        values)``, ``("quantile", values, q)`` or ``("sum", values, exposure)``.
     """
+    ev = evidence if evidence is not None else {}
     cal = scn.calendar
     # Business minutes on each pass's SLA clock: the office's, or with sla.schedule: owner
     # its owner's, its routing group's or the team's hours (sim.calendar.SlaClocks).
@@ -373,6 +377,11 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     k["response_median_business_minutes"] = _q(rb, 0.5)
     k["response_p90_business_minutes"] = _q(rb, 0.9)
     k["untouched_share"] = _rate((~done).sum(), entered.size)
+    ev.update(response_mean_minutes=("mean", rt), response_mean_business_minutes=("mean", rb),
+              untouched_share=("share", (~done).sum(), entered.size))
+    for q, tag in ((0.5, "median"), (0.9, "p90"), (0.95, "p95")):
+        ev[f"response_{tag}_minutes"] = ("quantile", rt, q)
+        ev[f"response_{tag}_business_minutes"] = ("quantile", rb, q)
 
     # SLA attainment on the SLA clock; a pass still waiting counts once its deadline passed.
     business = scn.sla.clock == "business" and not cal.always_open
@@ -387,13 +396,16 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
         counted = done[m] | (deadline < w1)
         met = done[m] & (resp_all[m] <= sla)
         k[f"sla_attainment_{b}"] = _rate(met.sum(), counted.sum())
+        ev[f"sla_attainment_{b}"] = ("share", met.sum(), counted.sum())
         met_all += met.sum()
         counted_all += counted.sum()
     k["sla_attainment"] = _rate(met_all, counted_all)
+    ev["sla_attainment"] = ("share", met_all, counted_all)
     wall = touch - entered
     for name, minutes in RESPONSE_TARGETS_MINUTES.items():
         counted = done | (entered + minutes < w1)
         k[f"within_{name}_share"] = _rate((done & (wall <= minutes)).sum(), counted.sum())
+        ev[f"within_{name}_share"] = ("share", (done & (wall <= minutes)).sum(), counted.sum())
 
     # Funnel conversion, leads created in the window.
     sql = mql & ~np.isnan(at("sql_at"))
@@ -405,13 +417,17 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     has_reason = pd.notna(reason)
     decided = mql & ~np.isnan(at("decided_at")) if "decided_at" in t else accepted | (mql & has_reason)
     k["sal_acceptance_rate"] = _rate((accepted & decided).sum(), decided.sum())
+    ev["sal_acceptance_rate"] = ("share", (accepted & decided).sum(), decided.sum())
     disp = (at("decided_at") - at("handoff_at"))[decided] / DAY
     disp = disp[~np.isnan(disp)]
     k["disposition_mean_days"] = _mean(disp)
     k["disposition_within_target_share"] = _rate((disp <= scn.sla.disposition_target_days).sum(), disp.size)
+    ev["disposition_mean_days"] = ("mean", disp)
+    ev["disposition_within_target_share"] = ("share", (disp <= scn.sla.disposition_target_days).sum(), disp.size)
     rej = reason[decided & ~accepted]
     for r in REASONS:
         k[f"rejection_share_{r}"] = _rate((rej == r).sum(), rej.size)
+        ev[f"rejection_share_{r}"] = ("share", (rej == r).sum(), rej.size)
     opp = sql & ~np.isnan(at("opportunity_at"))
     k["opportunity_count"] = float(opp.sum())
     k["opportunity_per_week"] = opp.sum() / weeks
@@ -423,20 +439,27 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     k["won_per_week"] = won.sum() / weeks
     k["win_rate"] = _rate(won.sum(), closed.sum())
     k["no_decision_rate"] = _rate((closed & (outcome == "no_decision")).sum(), closed.sum())
+    ev["win_rate"] = ("share", won.sum(), closed.sum())
+    ev["no_decision_rate"] = ("share", (closed & (outcome == "no_decision")).sum(), closed.sum())
     segment = lead_segments(leads, keep)
     for s in SEGMENTS:
         c = closed & (segment == s)
         k[f"win_rate_{s}"] = _rate((c & won).sum(), c.sum())
+        ev[f"win_rate_{s}"] = ("share", (c & won).sum(), c.sum())
     channel = col("channel")
     amount = leads["amount"].to_numpy(float, na_value=np.nan)[keep] if "amount" in leads else nan[keep]
     for ch in scn.arrivals.channels:
         c = closed & (channel == ch)
         k[f"win_rate_channel_{ch}"] = _rate((c & won).sum(), c.sum())
         k[f"deal_size_mean_usd_{ch}"] = _mean(amount[opp & (channel == ch)])
+        ev[f"win_rate_channel_{ch}"] = ("share", (c & won).sum(), c.sum())
+        ev[f"deal_size_mean_usd_{ch}"] = ("mean", amount[opp & (channel == ch)])
 
-    k["days_mql_to_sql"] = _mean((at("sql_at") - at("mql_at"))[sql] / DAY)
-    k["days_sql_to_opportunity"] = _mean((at("opportunity_at") - at("sql_at"))[opp] / DAY)
-    k["days_opportunity_to_close"] = _mean((at("closed_at") - at("opportunity_at"))[closed] / DAY)
+    for name, (a, b, m) in {"days_mql_to_sql": ("mql_at", "sql_at", sql),
+                            "days_sql_to_opportunity": ("sql_at", "opportunity_at", opp),
+                            "days_opportunity_to_close": ("opportunity_at", "closed_at", closed)}.items():
+        k[name] = _mean((at(b) - at(a))[m] / DAY)
+        ev[name] = ("mean", (at(b) - at(a))[m] / DAY)
 
     # Money.
     a_opp = amount[opp]
@@ -446,6 +469,9 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     k["pipeline_per_week_usd"] = pipeline / weeks
     k["deal_size_mean_usd"] = _mean(a_opp[~np.isnan(a_opp)])
     k["revenue_won_usd"] = float(np.nansum(amount[won]))
+    ev.update(deal_size_mean_usd=("mean", a_opp), pipeline_usd=("sum", a_opp, 1.0),
+              pipeline_per_week_usd=("sum", a_opp, weeks), pipeline_per_quarter_usd=("sum", a_opp, weeks / QUARTER_WEEKS),
+              revenue_won_usd=("sum", amount[won], 1.0), revenue_won_per_quarter_usd=("sum", amount[won], weeks / QUARTER_WEEKS))
     k["expected_revenue_usd"] = float(np.nansum(a_opp * win_prob))
     k["pipeline_coverage"] = pipeline / (scn.economics.quarterly_revenue_target * weeks / 13.0)
     cost = {name: c.cost_per_lead for name, c in scn.arrivals.channels.items()}
