@@ -289,20 +289,34 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bo
         if fork is not None:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
+            from concurrent.futures.process import BrokenProcessPool
+
             warm_up([t.scenario for t in tasks])
-            with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=fork) as pool:
-                futures = {pool.submit(run_tasks, chunks[c]): c for c in order}
-                for fut in as_completed(futures):
-                    done[futures[fut]] = fut.result()
-                    bar.update(len(done[futures[fut]]))
+            try:
+                with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=fork) as pool:
+                    futures = {pool.submit(run_tasks, chunks[c]): c for c in order}
+                    for fut in as_completed(futures):
+                        done[futures[fut]] = fut.result()
+                        bar.update(len(done[futures[fut]]))
+            except BrokenProcessPool:
+                raise LabError(WORKER_DIED.format(n_jobs=n_jobs)) from None
         else:
+            from joblib.externals.loky.process_executor import TerminatedWorkerError
+
             par = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=1)
-            for c, res in zip(order, par(delayed(run_tasks)(chunks[c]) for c in order)):
-                done[c] = res
-                bar.update(len(res))
+            try:
+                for c, res in zip(order, par(delayed(run_tasks)(chunks[c]) for c in order)):
+                    done[c] = res
+                    bar.update(len(res))
+            except TerminatedWorkerError:
+                raise LabError(WORKER_DIED.format(n_jobs=n_jobs)) from None
         return [row for res in done for row in res]
     finally:
         bar.close()
+
+
+WORKER_DIED = ("--jobs {n_jobs}: a worker process died while running replications (killed, or out of memory); "
+               "nothing was written; rerun with fewer --jobs or a smaller run (fewer leads per week or replications)")
 
 
 def _cost(scn: Scenario) -> float:

@@ -142,6 +142,29 @@ def test_parallel_equals_serial(workers, monkeypatch):
     pd.testing.assert_frame_equal(a.leads, b.leads)
 
 
+def _die(chunk):
+    """A worker's chunk that kills its process (as the out-of-memory killer would)."""
+    import os
+
+    os._exit(9)
+
+
+def test_a_worker_that_dies_is_one_line_not_a_traceback(monkeypatch, tmp_path, capsys):
+    # A forked worker killed mid-run (the system's out-of-memory killer, say) breaks the
+    # pool: the run stops with one line naming --jobs and what to do, and writes nothing.
+    import sim.experiment as ex
+
+    if ex._fork_context() is None:
+        pytest.skip("local workers are forked only on Linux")
+    monkeypatch.setattr(ex, "run_tasks", _die)
+    out = tmp_path / "o"
+    rc = main(["simulate", str(SCENARIOS / "baseline.yaml"), "-r", "2", "--jobs", "2", "--set",
+               "calendar.horizon_days=7", "--set", "calendar.warmup_days=1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and not out.exists()
+    assert "error: --jobs 2: a worker process died while running replications" in err
+
+
 def test_parallel_on_a_dask_cluster_equals_serial():
     distributed = pytest.importorskip("dask.distributed")
     scn = short(**{"calendar.horizon_days": 21})
