@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from common.intervals import (LEVEL, SMALL_N, exponential_mean_interval, mean_interval, normal_quantile,
-                              proportion_interval, small_n)
+                              small_n)
 
 Z = normal_quantile(LEVEL)  # the Wilson interval's z for LEVEL
 
@@ -33,9 +33,8 @@ def _outcome_rates(o: pd.DataFrame, end) -> dict:
     out = {}
     for q, name in (("win", "won"), ("no_decision", "no_decision")):
         p = share.get(name, 0.0) if k else math.nan
-        _, lo, hi = proportion_interval(round(p * k) if k else 0, k)
-        if k:  # Wilson around the censoring-aware share, on the closed deals' count
-            _, lo, hi = _wilson_at(p, k)
+        # Wilson around the censoring-aware share, on the closed deals' count
+        _, lo, hi = _wilson_at(p, k) if k else (math.nan, math.nan, math.nan)
         out[q] = dict(estimate=p, ci_low=lo, ci_high=hi, n=k, small_n=small_n(k))
     return out
 

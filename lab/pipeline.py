@@ -25,8 +25,7 @@ from pathlib import Path
 from lab.notebook_jobs import Job
 from common.paths import DATA, SCENARIOS
 
-#: Replications per policy when neither the command nor the policy file says (a baseline
-#: replication takes about a second; 20 keep the report's 95% intervals narrow).
+#: The seed of the policy runs when the command does not give one.
 SEED = 2026
 #: The shipped sample's history is simulated with its own seed, so the policy runs never
 #: replay the very leads the twin and the refit learned from.

@@ -17,9 +17,9 @@ import pandas as pd
 from common.money import fmt_money
 from common.paths import display_path
 from sim.kpis import kpi as kpi_def
-# The rule and its effects live in lab.decision; this module writes them in words.
-from lab.decision import (EFFECT_KPIS, OBJECTIVE, Limits, Recommendation, _vs, effects,  # noqa: F401
-                          money_sentence, recommend)
+# The rule and its effects live in lab.decision; this module writes them in words. The
+# report notebook calls ``recommend`` through this module, with the rest of its calls.
+from lab.decision import OBJECTIVE, Limits, Recommendation, effects, money_sentence, recommend  # noqa: F401
 
 
 # ------------------------------------------------------------------ formatting
@@ -73,7 +73,7 @@ def _means(summary: pd.DataFrame, policy: str) -> pd.Series:
     return summary[summary["policy"] == policy].set_index("kpi")["mean"]
 
 
-def headline(rec: Recommendation, summary: pd.DataFrame | None = None, today=None) -> str:
+def headline(rec: Recommendation, summary: pd.DataFrame | None = None) -> str:
     """The decision in a paragraph: what to change, what it is worth a quarter net of its
     cost, what it does to the SLA and the team's workload (Markdown)."""
     n_pol = len(rec.candidates) - 1
@@ -220,8 +220,6 @@ def effect_summary(kpis: pd.DataFrame, policies, baseline: str, kpi: str, titles
     return pd.DataFrame(rows)
 
 
-#: Money levels per policy. Net value is shown only as a change against today (its level
-#: nets the whole marketing budget against one window's leads and reads as a loss).
 def cutoff_table(sweep, current: float, objective: str = OBJECTIVE) -> pd.DataFrame:
     """The cut-off grid, a row per cut-off (today's marked): volume, quality, strain,
     pipeline, and the change in ``objective`` against today's cut-off with its interval."""
@@ -241,6 +239,8 @@ def cutoff_table(sweep, current: float, objective: str = OBJECTIVE) -> pd.DataFr
     return out
 
 
+#: Money levels per policy. Net value is shown only as a change against today (its level
+#: nets the whole marketing budget against one window's leads and reads as a loss).
 MONEY_KPIS = ["pipeline_per_quarter_usd", "expected_revenue_per_quarter_usd", "gross_profit_per_quarter_usd",
               "team_cost_per_quarter_usd", "marketing_spend_per_quarter_usd"]
 SERVICE_KPIS = ["mql_per_week", "response_median_business_minutes", "response_p90_business_minutes",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.calendar import hour_of_week, zone_to_run_minutes
+from sim.calendar import ZONE_MARGIN_DAYS, hour_of_week, zone_to_run_minutes
 from sim.columns import labels
 from sim.scenario import REGIONS, SENIORITY, Scenario
 
@@ -26,7 +26,6 @@ TARGET_INDUSTRIES = ("software", "financial_services", "healthcare")
 OTHER_INDUSTRIES = ("retail", "education", "manufacturing", "public_sector")
 TARGET_REGIONS = REGIONS[:2]  # north_america, europe
 OTHER_REGIONS = REGIONS[2:]   # apac, latam, mea
-ZONE_MARGIN_DAYS = 2  # no two zones are 48 hours apart
 ENGAGEMENT = ("demo_requests", "pricing_page_visits", "content_downloads", "web_visits", "webinars")
 
 

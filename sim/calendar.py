@@ -15,6 +15,9 @@ import numpy as np
 from sim.scenario import Calendar, Shift
 
 MIN_PER_DAY = 1440
+# Days before and after a run that local days of another zone can reach: no two zones
+# are 48 hours apart (shift hours here, zoned arrivals in sim.arrivals).
+ZONE_MARGIN_DAYS = 2
 
 
 class BusinessClock:
@@ -124,9 +127,10 @@ def working_intervals(cal: Calendar, days: int, shift: Shift | None = None) -> l
                 continue
             out.append((d * MIN_PER_DAY + start_h * 60.0, d * MIN_PER_DAY + end_h * 60.0))
         return out
-    # Local days from two before the run to two after: no two zones are 48 hours apart,
-    # so every local day that can touch the run's days is among them.
-    local = [d for d in range(-2, days + 2) if (week0 + d) % 7 in days_on and d not in holidays]
+    # Local days from ZONE_MARGIN_DAYS before the run to as many after: every local day
+    # that can touch the run's days is among them.
+    local = [d for d in range(-ZONE_MARGIN_DAYS, days + ZONE_MARGIN_DAYS)
+             if (week0 + d) % 7 in days_on and d not in holidays]
     base = np.asarray(local, dtype=float) * MIN_PER_DAY
     starts = zone_to_run_minutes(cal, zone, base + start_h * 60.0).tolist()
     ends = zone_to_run_minutes(cal, zone, base + end_h * 60.0).tolist()
@@ -145,11 +149,19 @@ def union_intervals(groups) -> list[tuple[float, float]]:
     return [(s, e) for s, e in out]
 
 
-def sla_clock(scn, extra_days: int = 60) -> BusinessClock:
-    """The clock SLAs are judged on for a pass with no owner and no routing group: the
-    office calendar's working minutes, or, with ``sla.schedule: owner``, the team's own
-    hours (the union of its shifts). ``SlaClocks`` gives every pass its own."""
-    return SlaClocks(scn, extra_days=extra_days).team
+def shift_duty(cal: Calendar, team, days: int) -> list[list[tuple[float, float]]]:
+    """Duty intervals of each shift of ``team`` over ``days`` days (one list per shift; a
+    team without shifts is one shift on the calendar's hours)."""
+    if team.shifts:
+        return [working_intervals(cal, days, s) for s in team.shifts]
+    return [working_intervals(cal, days)]
+
+
+def per_sdr(per_shift: list, team) -> list:
+    """A per-shift list expanded to one item per SDR, SDRs numbered through the shifts in
+    order (the numbering of the engine's workers and of ``owner_id``)."""
+    sizes = [s.people for s in team.shifts] if team.shifts else [team.sdrs]
+    return [x for x, m in zip(per_shift, sizes, strict=True) for _ in range(m)]
 
 
 class SlaClocks:
@@ -184,18 +196,14 @@ class SlaClocks:
         self.team, self.groups, self.workers = self.office, None, None
         if not self.by_owner:
             return
-        days = cal.horizon_days + extra_days
-        shifts = team.shifts or [None]
-        duty = [working_intervals(cal, days, s) for s in shifts]
+        duty = shift_duty(cal, team, cal.horizon_days + extra_days)
         self.team = BusinessClock(cal, extra_days, intervals=union_intervals(duty))
-        own = [BusinessClock(cal, extra_days, intervals=d) for d in duty]
-        sizes = [s.people for s in team.shifts] if team.shifts else [team.sdrs]
-        self.workers = [c for c, m in zip(own, sizes) for _ in range(m)]
+        self.workers = per_sdr([BusinessClock(cal, extra_days, intervals=d) for d in duty], team)
         route = scn.route_groups()
         if route is not None:
             shift_group = route[0]
             self.groups = [BusinessClock(cal, extra_days, intervals=union_intervals(
-                [d for d, g in zip(duty, shift_group) if g == j])) for j in range(max(shift_group) + 1)]
+                [d for d, g in zip(duty, shift_group, strict=True) if g == j])) for j in range(max(shift_group) + 1)]
 
     def clocks(self, owner=None, group=None) -> tuple[list[BusinessClock], np.ndarray]:
         """The clocks in use and, for each pass, the index of its own among them;

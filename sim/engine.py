@@ -107,7 +107,7 @@ from itertools import count
 
 import numpy as np
 
-from sim.calendar import BusinessClock, SlaClocks, working_intervals
+from sim.calendar import BusinessClock, SlaClocks, per_sdr, shift_duty, working_intervals
 from sim.episodes import HOT, INF, MQL, NOT_QUALIFIED, OPEN, QUALIFIED, UNREACHED, Draws, Episodes, per_lead
 from sim.pool import Pool
 from sim.scenario import Scenario
@@ -200,18 +200,14 @@ class Engine:
         self.due = INF
         self.alarm_at = INF
         days = scn.calendar.horizon_days + 60
-        if scn.team.shifts:
-            shift_duty = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts]
-            sdr_duty = [d for d, s in zip(shift_duty, scn.team.shifts) for _ in range(s.people)]
-        else:
-            sdr_duty = [working_intervals(scn.calendar, days)] * team.sdrs
+        sdr_duty = per_sdr(shift_duty(scn.calendar, team, days), team)
         policy = routing.policy
         # Routing groups: each SDR's (through its shift) and each lead's (``groups``).
         route = scn.route_groups()
         worker_group = None
         self.lead_group = None
         if route is not None:
-            worker_group = [g for g, s in zip(route[0], scn.team.shifts) for _ in range(s.people)]
+            worker_group = per_sdr(route[0], team)
             if groups is None or len(groups) != n_leads or np.any(np.asarray(groups) < 0):
                 raise ValueError(f"routing.route_by={routing.route_by}: the engine needs every lead's routing group "
                                  f"(Scenario.lead_groups); got {None if groups is None else len(groups)} for "
@@ -236,7 +232,8 @@ class Engine:
             self.ae = Pool(self, 1, team.aes, office * team.aes, draws.handle_ae, "fifo")
         self.overflow = None
         if routing.on_breach == "escalate" and routing.escalate_to == "overflow":
-            self.overflow = Pool(self, 2, team.overflow_people, office * team.overflow_people, self.sdr.handle, "fifo")
+            self.overflow = Pool(self, 2, team.overflow_people, office * team.overflow_people, self.sdr.handle, "fifo",
+                                 h_lead=self.sdr.h_lead)  # the SDRs' draws, as lists already
         self.escalation = self.ae if routing.escalate_to == "ae" else self.overflow
         self.pools = [p for p in (self.sdr, self.ae, self.overflow) if p is not None and not p.unlimited]
         self.always_arm = len(self.pools) > 1 or self.EAGER

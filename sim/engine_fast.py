@@ -13,8 +13,9 @@ unlimited team, regional routing).
 
 Rules
 -----
-* A change to ``sim.engine.Engine`` or ``sim.model._FollowUp`` that changes what a
-  policy handled here does must be made here too, or ``eligible`` must exclude it.
+* A change to ``sim.engine.Engine``, ``sim.pool.Pool`` or ``sim.model._FollowUp`` that
+  changes what a policy handled here does must be made here too (``sim.engine_kernel``),
+  or ``eligible`` must exclude it.
 * ``tests/test_engine_fast.py`` runs both engines on the same draws for the policies
   handled here and requires identical episodes, leads, event logs and team statistics;
   the engine's own equivalence tests (``Engine.EAGER``) compare the Python engine with
@@ -32,7 +33,7 @@ import sys
 
 import numpy as np
 
-from sim.calendar import BusinessClock, working_intervals
+from sim.calendar import BusinessClock, per_sdr, shift_duty
 from sim.engine import Engine
 from sim.engine_kernel import (
     ALARM_AT, AREA_ATT, AREA_FIRST, BEFORE_HORIZON, BUSY, C_DECAY, DECAY_KINDS, DUE, G_SIZE, HORIZON, MAX_ATTEMPTS,
@@ -102,7 +103,7 @@ class FastEngine:
     ``_FollowUp``) is run inside and writes into the object passed as ``on_done``."""
 
     def __init__(self, scn: Scenario, clock: BusinessClock, n_leads: int, band: np.ndarray, draws: Draws, on_done, **_routing):
-        self.scn, self.clock, self.follow = scn, clock, on_done
+        self.scn, self.follow = scn, on_done
         self.n = n_leads
         self.band0 = np.ascontiguousarray(band, dtype=np.int64)
         self.draws = draws
@@ -112,20 +113,11 @@ class FastEngine:
         self.reassigned = self.breaches = self.escalated = 0
         self.sdr: _Stats | None = None
 
-    def _duty(self) -> list[list[tuple[float, float]]]:
-        # The duty intervals of Engine.__init__, worker by worker.
-        scn = self.scn
-        days = scn.calendar.horizon_days + 60
-        if scn.team.shifts:
-            groups = [working_intervals(scn.calendar, days, s) for s in scn.team.shifts]
-            return [g for g, s in zip(groups, scn.team.shifts) for _ in range(s.people)]
-        return [working_intervals(scn.calendar, days)] * scn.team.sdrs
-
     def run(self, times: np.ndarray, leads: np.ndarray, bands: np.ndarray) -> Episodes:
         scn, n, follow = self.scn, self.n, self.follow
         team = scn.team
         warm, horizon = self.warm, self.horizon
-        duty = self._duty()
+        duty = per_sdr(shift_duty(scn.calendar, team, scn.calendar.horizon_days + 60), team)  # as Engine's
         m = len(duty)
         width = max(1, max(len(d) for d in duty))
         WD = np.full((2, m, width), np.inf)  # duty interval starts, ends
@@ -140,7 +132,7 @@ class FastEngine:
             WF[k, W_SINCE] = d[0][0] if d else math.inf
             WF[k, W_UNTIL] = d[0][1] if d else -math.inf
         duty_minutes = sum(max(0.0, min(e, horizon) - max(s, warm)) for d in duty for s, e in d)
-        LI = np.zeros((n, 6), dtype=np.int64)
+        LI = np.zeros((n, 5), dtype=np.int64)
         LI[:, L_EPISODE] = -1
         LI[:, L_ROW] = -1
         LI[:, L_BAND] = self.band0

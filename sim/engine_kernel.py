@@ -37,8 +37,9 @@ S_SIZE = 37
 (WAITING, WAITING_FIRST, PEAK_ATT, PEAK_FIRST, EID, SEQ, F_POS, IDLE_COUNT, IDLE_SEQ, STOPPED, USED_FIRST,
  N_EVENTS, N_AGENDA, N_ROWS, N_LOG, QH_HEAD, QH_TAIL, QR_HEAD, QR_TAIL) = range(19)
 G_SIZE = 19
-# LI, per lead: (n, 6) integers.
-L_WAITING, L_ATTEMPT, L_EPISODE, L_ROW, L_RESULT, L_BAND = range(6)
+# LI, per lead: (n, 5) integers (whether a lead waits is the reference engine's bookkeeping
+# for shared-queue entries that go stale; a FIFO or Hot-first queue has none).
+L_ATTEMPT, L_EPISODE, L_ROW, L_RESULT, L_BAND = range(5)
 # WF, per worker floats: duty interval now or next [since, until), idle until (NaN: not idle).
 W_SINCE, W_UNTIL, W_IDLE = range(3)
 # WI, per worker integers: duty pointer, lead in hand, idle order, number of duty intervals.
@@ -194,7 +195,6 @@ def _next_job(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EVh, RIh, RFh, k):
                 _hold_until(S, G, now)
             G[WAITING] -= 1
             # -- Engine.start_touch: contact decided now, at the delay the lead has waited.
-            LI[i, L_WAITING] = 0
             e, a, b = LI[i, L_EPISODE], LI[i, L_ATTEMPT], LI[i, L_BAND]
             r = LI[i, L_ROW]
             RI, RF = RIh[0], RFh[0]
@@ -241,7 +241,6 @@ def _push(S, G, LI, LF, WF, WI, WD, QB, UT, UH, EVh, RIh, RFh, i, fresh):
     G[WAITING] += 1
     if fresh:
         G[WAITING_FIRST] += 1
-    LI[i, L_WAITING] = 1
     size = QB.shape[1]
     if S[PRIORITY] > 0 and LI[i, L_BAND] == HOT:  # Hot first
         QB[0, G[QH_TAIL]] = i

@@ -232,7 +232,7 @@ def run_sweep(scenarios: dict[str, Scenario], replications: int | None = None, s
         "replications": {n: replications or s.replications for n, s in scenarios.items()},
         "policies": list(scenarios),
         "scenario_hashes": {n: scenario_hash(s) for n, s in scenarios.items()},
-        "workers": "dask:" + scheduler if scheduler else f"joblib:{n_jobs}",
+        "workers": "dask:" + scheduler if scheduler else _local_workers(n_jobs),
     }
     return SweepResult(
         kpis=kpis,
@@ -317,6 +317,16 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, progress: bo
 
 WORKER_DIED = ("--jobs {n_jobs}: a worker process died while running replications (killed, or out of memory); "
                "nothing was written; rerun with fewer --jobs or a smaller run (fewer leads per week or replications)")
+
+
+def _local_workers(n_jobs: int) -> str:
+    """How local replications ran, for the run's record: serial, forked or joblib workers."""
+    from joblib import effective_n_jobs
+
+    n = effective_n_jobs(n_jobs)
+    if n == 1:
+        return "serial"
+    return f"{'forked' if _fork_context() is not None else 'joblib'}:{n}"
 
 
 def _cost(scn: Scenario) -> float:

@@ -329,6 +329,16 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
         values)``, ``("quantile", values, q)`` or ``("sum", values, exposure)``.
     """
     ev = evidence if evidence is not None else {}
+    k: dict[str, float] = {}
+
+    def share(name: str, hits, trials):  # a share KPI and what its interval needs
+        k[name] = _rate(hits, trials)
+        ev[name] = ("share", hits, trials)
+
+    def mean(name: str, x):
+        k[name] = _mean(x)
+        ev[name] = ("mean", x)
+
     cal = scn.calendar
     # Business minutes on each pass's SLA clock: the office's, or with sla.schedule: owner
     # its owner's, its routing group's or the team's hours (sim.calendar.SlaClocks).
@@ -346,7 +356,6 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     col = lambda c, fill=None: (leads[c].to_numpy(object)[keep] if c in leads  # noqa: E731
                                 else np.full(keep.sum(), fill, dtype=object))
     band = col("band")
-    k: dict[str, float] = {}
 
     n = int(keep.sum())
     k["lead_count"] = float(n)
@@ -395,17 +404,14 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
             else entered[m] + sla
         counted = done[m] | (deadline < w1)
         met = done[m] & (resp_all[m] <= sla)
-        k[f"sla_attainment_{b}"] = _rate(met.sum(), counted.sum())
-        ev[f"sla_attainment_{b}"] = ("share", met.sum(), counted.sum())
+        share(f"sla_attainment_{b}", met.sum(), counted.sum())
         met_all += met.sum()
         counted_all += counted.sum()
-    k["sla_attainment"] = _rate(met_all, counted_all)
-    ev["sla_attainment"] = ("share", met_all, counted_all)
+    share("sla_attainment", met_all, counted_all)
     wall = touch - entered
     for name, minutes in RESPONSE_TARGETS_MINUTES.items():
         counted = done | (entered + minutes < w1)
-        k[f"within_{name}_share"] = _rate((done & (wall <= minutes)).sum(), counted.sum())
-        ev[f"within_{name}_share"] = ("share", (done & (wall <= minutes)).sum(), counted.sum())
+        share(f"within_{name}_share", (done & (wall <= minutes)).sum(), counted.sum())
 
     # Funnel conversion, leads created in the window.
     sql = mql & ~np.isnan(at("sql_at"))
@@ -416,18 +422,14 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     reason = col("rejection_reason")
     has_reason = pd.notna(reason)
     decided = mql & ~np.isnan(at("decided_at")) if "decided_at" in t else accepted | (mql & has_reason)
-    k["sal_acceptance_rate"] = _rate((accepted & decided).sum(), decided.sum())
-    ev["sal_acceptance_rate"] = ("share", (accepted & decided).sum(), decided.sum())
+    share("sal_acceptance_rate", (accepted & decided).sum(), decided.sum())
     disp = (at("decided_at") - at("handoff_at"))[decided] / DAY
     disp = disp[~np.isnan(disp)]
-    k["disposition_mean_days"] = _mean(disp)
-    k["disposition_within_target_share"] = _rate((disp <= scn.sla.disposition_target_days).sum(), disp.size)
-    ev["disposition_mean_days"] = ("mean", disp)
-    ev["disposition_within_target_share"] = ("share", (disp <= scn.sla.disposition_target_days).sum(), disp.size)
+    mean("disposition_mean_days", disp)
+    share("disposition_within_target_share", (disp <= scn.sla.disposition_target_days).sum(), disp.size)
     rej = reason[decided & ~accepted]
     for r in REASONS:
-        k[f"rejection_share_{r}"] = _rate((rej == r).sum(), rej.size)
-        ev[f"rejection_share_{r}"] = ("share", (rej == r).sum(), rej.size)
+        share(f"rejection_share_{r}", (rej == r).sum(), rej.size)
     opp = sql & ~np.isnan(at("opportunity_at"))
     k["opportunity_count"] = float(opp.sum())
     k["opportunity_per_week"] = opp.sum() / weeks
@@ -437,29 +439,23 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     won = closed & (outcome == "won")
     k["won_count"] = float(won.sum())
     k["won_per_week"] = won.sum() / weeks
-    k["win_rate"] = _rate(won.sum(), closed.sum())
-    k["no_decision_rate"] = _rate((closed & (outcome == "no_decision")).sum(), closed.sum())
-    ev["win_rate"] = ("share", won.sum(), closed.sum())
-    ev["no_decision_rate"] = ("share", (closed & (outcome == "no_decision")).sum(), closed.sum())
+    share("win_rate", won.sum(), closed.sum())
+    share("no_decision_rate", (closed & (outcome == "no_decision")).sum(), closed.sum())
     segment = lead_segments(leads, keep)
     for s in SEGMENTS:
         c = closed & (segment == s)
-        k[f"win_rate_{s}"] = _rate((c & won).sum(), c.sum())
-        ev[f"win_rate_{s}"] = ("share", (c & won).sum(), c.sum())
+        share(f"win_rate_{s}", (c & won).sum(), c.sum())
     channel = col("channel")
     amount = leads["amount"].to_numpy(float, na_value=np.nan)[keep] if "amount" in leads else nan[keep]
     for ch in scn.arrivals.channels:
         c = closed & (channel == ch)
-        k[f"win_rate_channel_{ch}"] = _rate((c & won).sum(), c.sum())
-        k[f"deal_size_mean_usd_{ch}"] = _mean(amount[opp & (channel == ch)])
-        ev[f"win_rate_channel_{ch}"] = ("share", (c & won).sum(), c.sum())
-        ev[f"deal_size_mean_usd_{ch}"] = ("mean", amount[opp & (channel == ch)])
+        share(f"win_rate_channel_{ch}", (c & won).sum(), c.sum())
+        mean(f"deal_size_mean_usd_{ch}", amount[opp & (channel == ch)])
 
     for name, (a, b, m) in {"days_mql_to_sql": ("mql_at", "sql_at", sql),
                             "days_sql_to_opportunity": ("sql_at", "opportunity_at", opp),
                             "days_opportunity_to_close": ("opportunity_at", "closed_at", closed)}.items():
-        k[name] = _mean((at(b) - at(a))[m] / DAY)
-        ev[name] = ("mean", (at(b) - at(a))[m] / DAY)
+        mean(name, (at(b) - at(a))[m] / DAY)
 
     # Money.
     a_opp = amount[opp]
@@ -467,13 +463,13 @@ def funnel_kpis(leads: pd.DataFrame, events: pd.DataFrame | None, scn: Scenario,
     win_prob = np.array([scn.conversion.win_prob.get(s, np.nan) for s in segment[opp]], dtype=float)
     k["pipeline_usd"] = pipeline
     k["pipeline_per_week_usd"] = pipeline / weeks
-    k["deal_size_mean_usd"] = _mean(a_opp[~np.isnan(a_opp)])
+    mean("deal_size_mean_usd", a_opp[~np.isnan(a_opp)])
     k["revenue_won_usd"] = float(np.nansum(amount[won]))
-    ev.update(deal_size_mean_usd=("mean", a_opp), pipeline_usd=("sum", a_opp, 1.0),
+    ev.update(pipeline_usd=("sum", a_opp, 1.0),
               pipeline_per_week_usd=("sum", a_opp, weeks), pipeline_per_quarter_usd=("sum", a_opp, weeks / QUARTER_WEEKS),
               revenue_won_usd=("sum", amount[won], 1.0), revenue_won_per_quarter_usd=("sum", amount[won], weeks / QUARTER_WEEKS))
     k["expected_revenue_usd"] = float(np.nansum(a_opp * win_prob))
-    k["pipeline_coverage"] = pipeline / (scn.economics.quarterly_revenue_target * weeks / 13.0)
+    k["pipeline_coverage"] = pipeline / (scn.economics.quarterly_revenue_target * weeks / QUARTER_WEEKS)
     cost = {name: c.cost_per_lead for name, c in scn.arrivals.channels.items()}
     spend = float(pd.Series(channel, dtype=object).map(cost).fillna(0.0).sum())
     k["marketing_spend_usd"] = spend

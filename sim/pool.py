@@ -37,7 +37,7 @@ class Pool:
                  unlimited: bool = False, breach: str | None = None, clock: BusinessClock | None = None,
                  worker_clocks: list | None = None, on_duty_only: bool = False,
                  worker_group: list[int] | None = None, lead_group: list[int] | None = None,
-                 group_clocks: list | None = None):
+                 group_clocks: list | None = None, h_lead: list | None = None):
         self.eng, self.code = engine, code
         self.n = people
         # Handling draws (A, E, n), read per lead and pass: as lists [lead][pass][attempt]
@@ -45,7 +45,7 @@ class Pool:
         # out at its first touch (``Engine.start_touch``), for most leads of a big run are
         # never touched and a list of every draw would cost 32 bytes each.
         self.handle = handle
-        self.h_lead = per_lead(handle)
+        self.h_lead = per_lead(handle) if h_lead is None else h_lead
         self.cur_h: dict[int, list] = {}  # lead -> handling minutes per attempt of its pass now
         self.rr = policy == "round_robin"
         self.shared_hot = policy == "priority"

@@ -3,7 +3,7 @@ scoring, the team and its shifts, routing, SLAs, speed-to-lead decay, conversion
 and economics, with the distributions and the shared vocabularies (bands, rejection
 reasons, segments, regions) they use.
 
-``sim.scenario`` assembles them into a ``Scenario`` and reads and writes scenario files;
+``sim.scenario`` assembles them into a ``Scenario`` and reads scenario files;
 import them from there. Every field has a default taken from DOMAIN.md; units are in the
 names (``_minutes``, ``_per_week``, ``_days``).
 """
@@ -128,7 +128,7 @@ def check_zone(v: str | None) -> str | None:
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')")
+        raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')") from None
     return v
 
 

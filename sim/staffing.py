@@ -226,7 +226,7 @@ def plan_scenario(scn: Scenario, plan: dict[str, int], patterns=DEFAULT_PATTERNS
     for t in targets:
         over[f"sla.{t.band}_minutes"] = t.minutes
     out = build_scenario(scn.model_dump(mode="json"), over, source=f"plan {plan}")
-    out.name = "plan " + " ".join(f"{n}={k}" for n, k in plan.items() if k > 0)
+    out.name = plan_label(plan)
     return out
 
 
@@ -508,14 +508,6 @@ def _verify_cheapest(screen: _Stage, full: _Stage, finalists: int):
         full.run(ok[i:i + finalists])
         if not full.cheapest_meeting().empty:
             return
-
-
-def _parse(name: str, patterns) -> dict[str, int]:
-    plan = {p.name: 0 for p in patterns}
-    for part in name.removeprefix("plan ").split():
-        n, k = part.split("=")
-        plan[n] = int(k)
-    return plan
 
 
 def frontier(candidates: pd.DataFrame, band: str) -> pd.DataFrame:

@@ -65,13 +65,12 @@ def test_hiring_is_recommended_when_it_pays_and_the_verdict_says_so_in_money(hir
     # A measurement-only change never adds net value: identical leads, identical outcomes.
     relax = effects(result.kpis, "relax", "baseline", [OBJECTIVE]).iloc[0]
     assert relax["effect"] == 0 and relax["low"] == 0 == relax["high"]
-    net = rec.effect(OBJECTIVE) if rec.policy == "hire" else effects(result.kpis, "hire", "baseline", [OBJECTIVE]).iloc[0]
-    if net["low"] > 0:
-        assert rec.policy == "hire"
-        text = story.headline(rec, result.summary)
-        assert "Recommendation: 5 SDRs" in text and "team cost" in text and "net value" in text
-    else:  # the gain is not clear of zero: today stays, and says why in money
-        assert rec.policy == "baseline"
+    # Two hires in this understaffed team pay clearly (net +$109k a quarter, 95% interval
+    # from +$43k at seed 11): the recommendation takes them and says so in money.
+    net = effects(result.kpis, "hire", "baseline", [OBJECTIVE]).iloc[0]
+    assert net["low"] > 0 and rec.policy == "hire"
+    text = story.headline(rec, result.summary)
+    assert "Recommendation: 5 SDRs" in text and "team cost" in text and "net value" in text
     verdict = rec.candidates.set_index("policy").loc["hire", "verdict"]
     assert "of team cost" in verdict and "net " in verdict and "a quarter" in verdict
 

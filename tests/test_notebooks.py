@@ -108,7 +108,7 @@ def test_report_recommends_in_plain_words(chain):
     # Readable names, no identifiers or machine paths.
     assert "6 SDRs" in text and "team.sdrs" not in text and "sla_24h" not in text.split("Appendix")[0]
     decision = text.split("The decision")[1].split("Today's process")[0]
-    assert "/tmp/" not in decision and "Recommendation" in decision or "Keep today" in decision
+    assert "/tmp/" not in decision and ("Recommendation" in decision or "Keep today" in decision)
 
 
 def test_main_chain_is_ordered_and_valid(tmp_path):

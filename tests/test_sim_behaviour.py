@@ -394,10 +394,14 @@ def test_agenda_matches_event_per_item_for_any_policy(sdrs, policy, attempts, ca
     dict(kind="mixture", tau_minutes=3.8, tau_slow_minutes=900.0, weight_fast=0.6, floor=0.0023),
 ])
 def test_scalar_decay_equals_vectorised(curve):
-    """The event loop's plain-Python decay curve is the scenario's numpy curve."""
+    """The event loop's plain-Python decay curve is the scenario's numpy curve, and the
+    compiled engine's is the plain-Python one to the last bit (its histories must be)."""
+    from sim.engine_fast import _curve
+    from sim.engine_kernel import _decay
     from sim.scenario import DecayCurve
 
     c = DecayCurve(**curve)
     d = np.array([0.0, 0.5, 5.0, 30.0, 60.0, 1440.0, 4320.0, 1e5])
     f = c.scalar()
     np.testing.assert_allclose([f(x) for x in d], c(d), rtol=1e-14, atol=0)
+    assert [_decay(_curve(c), 0, x) for x in d] == [f(x) for x in d]
